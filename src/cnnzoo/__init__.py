@@ -1,0 +1,23 @@
+"""cnnzoo: the classic convolutional network architectures, built exactly and explained."""
+
+from . import models  # noqa: F401  (registers every architecture)
+from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from .errors import CheckpointError, CnnzooError, DataError, InputTooSmallError, UnknownModelError
+from .registry import create_model, get_model_info, list_models, register_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "CnnzooError",
+    "DataError",
+    "InputTooSmallError",
+    "UnknownModelError",
+    "create_model",
+    "get_model_info",
+    "list_models",
+    "load_checkpoint",
+    "model_from_checkpoint",
+    "register_model",
+    "save_checkpoint",
+]

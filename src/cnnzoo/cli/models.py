@@ -1,0 +1,54 @@
+"""``cnnzoo list`` and ``cnnzoo show``: what the zoo holds."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list registered models: name, parameters, input size, paper")
+    p.add_argument("pattern", nargs="?", default="*", help="shell wildcard, e.g. 'res*'")
+    p.set_defaults(func=cmd_list)
+    p = sub.add_parser("show", help="print a model's module tree")
+    p.add_argument("name")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.set_defaults(func=cmd_show)
+
+
+def count_params(model: torch.nn.Module) -> int:
+    """Parameters, a tensor shared by several modules counted once."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ..errors import UnknownModelError
+    from ..registry import closest_models, create_model, get_model_info, list_models
+
+    names = list_models(args.pattern)
+    if not names:
+        close = closest_models(args.pattern.strip("*"))
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(f"no model matches {args.pattern!r}{hint}")
+    rows = []
+    for name in names:
+        info = get_model_info(name)
+        params = count_params(create_model(name, device="meta"))
+        rows.append((name, f"{params:,}", "x".join(map(str, info.input_size)), info.paper))
+    widths = [max(len(r[i]) for r in rows + [("model", "params", "input", "")]) for i in range(3)]
+    print(f"{'model':<{widths[0]}}  {'params':>{widths[1]}}  {'input':<{widths[2]}}  paper")
+    for name, params, size, paper in rows:
+        print(f"{name:<{widths[0]}}  {params:>{widths[1]}}  {size:<{widths[2]}}  {paper}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from ..registry import create_model, get_model_info
+
+    info = get_model_info(args.name)
+    model = create_model(args.name, num_classes=args.num_classes, device="meta")
+    print(f"# {info.name}: {info.paper}")
+    print(f"# input {'x'.join(map(str, info.input_size))}, {count_params(model):,} parameters")
+    print(model)
+    return 0

@@ -1,0 +1,3 @@
+"""The zoo. Each family module is imported explicitly; importing it registers its builders."""
+
+from . import lenet  # noqa: F401

@@ -1,0 +1,111 @@
+"""Building blocks shared by several families. Each is a plain ``nn.Module`` with torchvision/timm
+attribute names, so weight files of the peers load key by key."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvBNAct(nn.Sequential):
+    """Conv -> BatchNorm -> ReLU (torchvision's ``BasicConv2d``: ``conv``, ``bn``)."""
+
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | None = None,
+        groups: int = 1,
+        eps: float = 1e-5,
+        act: bool = True,
+    ) -> None:
+        if padding is None:  # "same" padding for odd kernels at stride 1
+            ks = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+            padding = (ks[0] // 2, ks[1] // 2)
+        super().__init__()
+        self.conv = nn.Conv2d(
+            in_chs, out_chs, kernel_size, stride, padding, groups=groups, bias=False
+        )
+        self.bn = nn.BatchNorm2d(out_chs, eps=eps)
+        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
+
+
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Zero whole samples of a residual branch with probability ``p`` (stochastic depth).
+
+    The survivors are scaled by ``1/(1-p)`` during training so that eval mode is the identity; the
+    paper (Huang et al. 2016) instead scales by the survival probability at test time, which is
+    the same expectation.
+    """
+    if p == 0.0 or not training:
+        return x
+    keep = 1.0 - p
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask / keep
+
+
+class DropPath(nn.Module):
+    """``drop_path`` as a module; ``p`` is the probability of dropping the branch."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"drop-path probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return drop_path(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation (Hu et al. 2017): global average pool, FC-ReLU-FC-sigmoid, rescale.
+
+    ``fc1``/``fc2`` are 1x1 convolutions with bias, as in timm's ``SEModule``.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16, rd_channels: int | None = None) -> None:
+        super().__init__()
+        rd = rd_channels or max(1, channels // reduction)
+        self.fc1 = nn.Conv2d(channels, rd, 1, bias=True)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(rd, channels, 1, bias=True)
+        self.gate = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)  # squeeze: N x C x 1 x 1
+        return x * self.gate(self.fc2(self.act(self.fc1(s))))  # excite
+
+
+class DepthwiseSeparableConv(nn.Module):
+    """MobileNet's block: 3x3 depthwise conv-BN-ReLU, then 1x1 pointwise conv-BN-ReLU.
+
+    Parameters ``C*(k*k + C')`` (without BN) instead of ``C*k*k*C'`` for a standard convolution.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, kernel_size: int = 3) -> None:
+        super().__init__()
+        self.dw = ConvBNAct(in_chs, in_chs, kernel_size, stride, groups=in_chs)
+        self.pw = ConvBNAct(in_chs, out_chs, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pw(self.dw(x))
+
+
+def he_init_(module: nn.Module) -> None:
+    """He (Kaiming) normal init for convolutions, N(0, 0.01) for linear layers, BN to (1, 0)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
