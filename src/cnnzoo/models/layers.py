@@ -85,12 +85,23 @@ class DepthwiseSeparableConv(nn.Module):
     """MobileNet's block: 3x3 depthwise conv-BN-ReLU, then 1x1 pointwise conv-BN-ReLU.
 
     Parameters ``C*(k*k + C')`` (without BN) instead of ``C*k*k*C'`` for a standard convolution.
+    ``act_layer`` swaps the ReLU (``nn.ReLU6`` is what TensorFlow's and timm's MobileNets use).
     """
 
-    def __init__(self, in_chs: int, out_chs: int, stride: int = 1, kernel_size: int = 3) -> None:
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int = 1,
+        kernel_size: int = 3,
+        act_layer: type[nn.Module] = nn.ReLU,
+    ) -> None:
         super().__init__()
         self.dw = ConvBNAct(in_chs, in_chs, kernel_size, stride, groups=in_chs)
         self.pw = ConvBNAct(in_chs, out_chs, 1)
+        if act_layer is not nn.ReLU:
+            self.dw.act = act_layer(inplace=True)
+            self.pw.act = act_layer(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pw(self.dw(x))
