@@ -1,4 +1,6 @@
 """The zoo. Each family module is imported explicitly; importing it registers its builders."""
 
+from . import alexnet  # noqa: F401
 from . import lenet  # noqa: F401
 from . import mobilenet  # noqa: F401
+from . import vgg  # noqa: F401
