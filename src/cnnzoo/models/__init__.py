@@ -3,4 +3,6 @@
 from . import alexnet  # noqa: F401
 from . import lenet  # noqa: F401
 from . import mobilenet  # noqa: F401
+from . import resnet  # noqa: F401
+from . import resnet_cifar  # noqa: F401
 from . import vgg  # noqa: F401
