@@ -1,8 +1,10 @@
 """cnnzoo: the classic convolutional network architectures, built exactly and explained."""
 
 from . import models  # noqa: F401  (registers every architecture)
+from .analysis import analyze
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .errors import CheckpointError, CnnzooError, DataError, InputTooSmallError, UnknownModelError
+from .pretrained import LoadResult, load_pretrained
 from .registry import create_model, get_model_info, list_models, register_model
 
 __version__ = "0.1.0"
@@ -12,10 +14,13 @@ __all__ = [
     "CnnzooError",
     "DataError",
     "InputTooSmallError",
+    "LoadResult",
     "UnknownModelError",
+    "analyze",
     "create_model",
     "get_model_info",
     "list_models",
+    "load_pretrained",
     "load_checkpoint",
     "model_from_checkpoint",
     "register_model",

@@ -1,0 +1,68 @@
+"""``cnnzoo summary MODEL``: the lecture's per-layer table for a model of the zoo."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import CnnzooError
+
+FORMATS = ("table", "markdown", "csv", "json")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "summary",
+        help="per-layer output volume, parameters with formula, MACs, memory, receptive field",
+        description="The lecture's arithmetic for a model, computed on the meta device (no weights "
+        "are allocated). FLOPs are always 2 x MACs.",
+    )
+    p.add_argument("name", help="registered model name (see `cnnzoo list`)")
+    p.add_argument(
+        "--input",
+        default=None,
+        metavar="CxHxW",
+        help="input size, e.g. 3x224x224 (default: the size the model was designed for)",
+    )
+    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--depth", type=int, default=None, help="group rows by module depth N")
+    p.add_argument("--format", choices=FORMATS, default="table", help="output format")
+    p.add_argument("--num-classes", type=int, default=None, help="classifier outputs")
+    p.set_defaults(func=cmd_summary)
+
+
+def parse_size(text: str) -> tuple[int, int, int]:
+    """``"3x224x224"`` -> ``(3, 224, 224)``; a bare ``"224"`` means RGB 224x224."""
+    parts = text.lower().replace("*", "x").replace(",", "x").split("x")
+    try:
+        nums = tuple(int(p) for p in parts)
+    except ValueError:
+        raise CnnzooError(f"--input must look like 3x224x224, got {text!r}") from None
+    if len(nums) == 1:
+        nums = (3, nums[0], nums[0])
+    if len(nums) != 3 or min(nums) <= 0:
+        raise CnnzooError(f"--input must be three positive sizes CxHxW, got {text!r}")
+    return nums
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from ..analysis import analyze
+    from ..registry import create_model, get_model_info
+
+    info = get_model_info(args.name)
+    size = parse_size(args.input) if args.input else info.input_size
+    if args.batch < 1:
+        raise CnnzooError(f"--batch must be at least 1, got {args.batch}")
+    if args.depth is not None and args.depth < 1:
+        raise CnnzooError(f"--depth must be at least 1, got {args.depth}")
+    model = create_model(args.name, num_classes=args.num_classes, device="meta")
+    report = analyze(model, size, batch_size=args.batch, name=args.name)
+    if args.format == "json":
+        print(report.to_json())
+    elif args.format == "csv":
+        print(report.to_csv(), end="")
+    elif args.format == "markdown":
+        print(report.to_markdown(), end="")
+    else:
+        print(f"# {info.name}: {info.paper}")
+        print(report.to_table(depth=args.depth), end="")
+    return 0
