@@ -1,0 +1,321 @@
+"""Datasets for training and evaluation: ``load_data(spec) -> DataBundle`` and ``load_image``.
+
+Specs: ``fashion-mnist`` and ``mnist`` (IDX files), ``cifar10`` and ``cifar100`` (python batches),
+``digits`` (scikit-learn's bundled 8x8 digits) or the path of a class-per-folder image tree. Every
+split is a ``TensorImageDataset``: uint8 images in memory, preprocessed per batch to the model's
+``input_size`` (channels, padding or resize, normalisation) as ``bundle.preprocess`` says; the
+same dict, stored in a checkpoint, preprocesses single images for ``predict`` (``load_image``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError
+from .datasets import BatchLoader, SamplerLoader, TensorImageDataset, make_loader
+from .folder import DataWarning, fit_to_size, list_classes, open_image, read_folder
+from .readers import read_cifar, read_digits, read_idx_pair
+from .transforms import AUGMENTS, augment_batch, make_preprocess, normalize, to_model_space
+
+__all__ = [
+    "AUGMENTS",
+    "BatchLoader",
+    "DataBundle",
+    "DataWarning",
+    "SamplerLoader",
+    "TensorImageDataset",
+    "augment_batch",
+    "load_data",
+    "load_image",
+    "make_loader",
+    "DATASETS",
+]
+
+SYSTEM_DIR = Path("/usr/share/datasets")  # where Debian's dataset-fashion-mnist installs the files
+
+# name: (torchvision class, folder names to look in, class names, mean, std); the statistics are
+# the usual published ones for the training split, in [0, 1] pixel units.
+IDX_SETS = {
+    "mnist": ("MNIST", [str(d) for d in range(10)], [0.1307], [0.3081]),
+    "fashion-mnist": (
+        "FashionMNIST",
+        [
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ],  # fmt: skip
+        [0.2860],
+        [0.3530],
+    ),
+}
+CIFAR_SETS = {
+    "cifar10": (
+        "CIFAR10",
+        "cifar-10-batches-py",
+        [0.4914, 0.4822, 0.4465],
+        [0.2470, 0.2435, 0.2616],
+    ),
+    "cifar100": (
+        "CIFAR100",
+        "cifar-100-python",
+        [0.5071, 0.4865, 0.4409],
+        [0.2673, 0.2564, 0.2762],
+    ),
+}
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck"]  # fmt: skip
+ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
+           "cifar-100": "cifar100"}  # fmt: skip
+DATASETS = ["fashion-mnist", "mnist", "cifar10", "cifar100", "digits"]
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+@dataclass
+class DataBundle:
+    """The splits of a dataset, ready for a model. ``test`` is None for an image tree without a
+    ``test/`` folder."""
+
+    train: TensorImageDataset
+    val: TensorImageDataset
+    test: TensorImageDataset | None
+    classes: list[str]  # class names, index = label
+    preprocess: dict  # what ``load_image`` and ``predict`` need; stored in checkpoints
+    name: str = ""  # the spec it was loaded from
+    source: str = ""  # where the files came from
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def split(self, name: str) -> TensorImageDataset:
+        """``"train"``, ``"val"`` or ``"test"`` (a missing test split is an error saying so)."""
+        ds = {"train": self.train, "val": self.val, "test": self.test}.get(name, KeyError)
+        if ds is KeyError:
+            raise DataError(f"split must be train, val or test, got {name!r}")
+        if ds is None:
+            raise DataError(f"{self.name} has no {name} split; use --split val")
+        return ds
+
+
+def load_data(
+    spec: str,
+    data_dir: str | os.PathLike | None = None,
+    input_size: tuple[int, int, int] | None = None,
+    augment: str = "none",
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    strict: bool = False,
+    download: bool = False,
+    limit: int | None = None,
+    test_fraction: float = 0.2,
+) -> DataBundle:
+    """Load a dataset by name or folder path (see the module doc).
+
+    ``input_size`` is the model's ``(C, H, W)`` (default: the data's); ``augment`` applies to the
+    training split only (``none``, ``crop``, ``flip``, ``basic`` = crop with padding + flip).
+    ``val_fraction`` of the training data (a split seeded by ``seed``) validates when the dataset
+    has no validation split; ``test_fraction`` likewise makes a test split for ``digits``.
+    ``limit`` caps every split at that many images (quick runs). ``strict`` turns a skipped
+    unreadable image into an error; ``download`` lets torchvision fetch a missing dataset.
+    """
+    if augment not in AUGMENTS:
+        raise DataError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
+    if not 0.0 < val_fraction < 1.0:
+        raise DataError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    if limit is not None and limit < 1:
+        raise DataError(f"limit must be a positive number of images, got {limit}")
+    key = ALIASES.get(spec.lower(), spec.lower())
+    g = torch.Generator().manual_seed(seed)
+    if key in IDX_SETS:
+        bundle = _load_idx(key, data_dir, input_size, download)
+    elif key in CIFAR_SETS:
+        bundle = _load_cifar(key, data_dir, input_size, download)
+    elif key == "digits":
+        bundle = _load_digits(input_size, test_fraction, g)
+    elif Path(spec).is_dir():
+        bundle = _load_folder(Path(spec), input_size or (3, 224, 224), strict)
+    elif Path(spec).exists():
+        raise DataError(f"{spec} is a file; --data takes a dataset name or an image folder")
+    else:
+        raise DataError(
+            f"unknown dataset {spec!r}: use one of {', '.join(DATASETS)} or an image folder path"
+        )
+    bundle.name = spec
+    if bundle.val is None:
+        bundle.train, bundle.val = _split(bundle.train, val_fraction, g)
+    if limit is not None:
+        bundle.train = _first(bundle.train, limit, g)
+        bundle.val = _first(bundle.val, limit, g)
+        bundle.test = _first(bundle.test, limit, g) if bundle.test is not None else None
+    for part in ("train", "val", "test"):
+        ds = getattr(bundle, part)
+        if ds is not None and len(ds) == 0:
+            raise DataError(f"the {part} split of {spec} has no images")
+        if ds is not None:
+            ds.name = f"{spec}:{part}"
+    bundle.train.augment = augment
+    return bundle
+
+
+def load_image(path: str | os.PathLike, preprocess: dict) -> torch.Tensor:
+    """One image file as the normalised C x H x W tensor a model trained with ``preprocess`` wants.
+
+    The image is first fitted (shorter side, centre crop) to the dataset's source size, e.g. 28x28
+    for Fashion-MNIST, then goes through the same pipeline as the training data.
+    """
+    c = preprocess["input_size"][0]
+    x = fit_to_size(open_image(path, c), tuple(preprocess["source_size"]))
+    return normalize(to_model_space(x[None], preprocess), preprocess)[0]
+
+
+def _split(ds: TensorImageDataset, fraction: float, g: torch.Generator):
+    n_val = max(1, round(len(ds) * fraction))
+    if len(ds) - n_val < 1:
+        raise DataError(f"{ds.name or 'the dataset'} has {len(ds)} images: too few to split")
+    order = torch.randperm(len(ds), generator=g)
+    return ds.subset(order[n_val:]), ds.subset(order[:n_val], augment="none")
+
+
+def _first(ds: TensorImageDataset, limit: int, g: torch.Generator) -> TensorImageDataset:
+    if len(ds) <= limit:
+        return ds
+    return ds.subset(torch.randperm(len(ds), generator=g)[:limit])  # random: classes stay mixed
+
+
+def _bundle(train_xy, test_xy, classes, mean, std, input_size, source) -> DataBundle:
+    x, _ = train_xy
+    size = input_size or (x.shape[1], x.shape[2], x.shape[3])
+    pre = make_preprocess(size, tuple(x.shape[-2:]), mean, std)
+    train = TensorImageDataset(*train_xy, pre)
+    test = TensorImageDataset(*test_xy, pre) if test_xy is not None else None
+    return DataBundle(train, None, test, classes, pre, source=source)
+
+
+def _find_idx(folder: Path) -> dict | None:
+    found = {}
+    for split, names in IDX_FILES.items():
+        paths = []
+        for base in names:
+            hit = next((folder / f for f in (base, base + ".gz") if (folder / f).is_file()), None)
+            if hit is None:
+                return None
+            paths.append(hit)
+        found[split] = paths
+    return found
+
+
+def _load_idx(key, data_dir, input_size, download) -> DataBundle:
+    tv_name, classes, mean, std = IDX_SETS[key]
+    candidates = []
+    if data_dir is not None:
+        d = Path(data_dir)
+        candidates += [d, d / key, d / tv_name / "raw"]
+    candidates.append(SYSTEM_DIR / key)
+    files = next(((c, f) for c in candidates if (f := _find_idx(c)) is not None), None)
+    if files is None and download:
+        files = _download_idx(key, tv_name, data_dir)
+    if files is None:
+        where = f"--data-dir {data_dir}" if data_dir else "no --data-dir given"
+        raise DataError(
+            f"{key} not found ({where}; not in {SYSTEM_DIR / key}"
+            + ("" if download else "; --download not given")
+            + "): pass --data-dir with the IDX files, install the Debian package "
+            "dataset-fashion-mnist, or add --download on a machine with a network"
+        )
+    folder, found = files
+    train = read_idx_pair(*found["train"])
+    test = read_idx_pair(*found["test"])
+    return _bundle(train, test, classes, mean, std, input_size, str(folder))
+
+
+def _download_idx(key, tv_name, data_dir):
+    import torchvision.datasets as tvd
+
+    root = Path(data_dir or Path.home() / ".cache" / "cnnzoo")
+    try:
+        getattr(tvd, tv_name)(root, train=True, download=True)
+        getattr(tvd, tv_name)(root, train=False, download=True)
+    except Exception as err:  # any network or disk failure: say so, then the generic message
+        raise DataError(f"downloading {key} into {root} failed: {err}") from None
+    folder = root / tv_name / "raw"
+    found = _find_idx(folder)
+    return (folder, found) if found else None
+
+
+def _load_cifar(key, data_dir, input_size, download) -> DataBundle:
+    tv_name, sub, mean, std = CIFAR_SETS[key]
+    candidates = []
+    if data_dir is not None:
+        d = Path(data_dir)
+        candidates += [d, d / sub, d / key / sub, d / key]
+    candidates.append(SYSTEM_DIR / key / sub)
+    marker = "data_batch_1" if key == "cifar10" else "train"
+    root = next((c for c in candidates if (c / marker).is_file()), None)
+    if root is None and download:
+        import torchvision.datasets as tvd
+
+        base = Path(data_dir or Path.home() / ".cache" / "cnnzoo")
+        try:
+            getattr(tvd, tv_name)(base, train=True, download=True)
+        except Exception as err:
+            raise DataError(f"downloading {key} into {base} failed: {err}") from None
+        root = base / sub
+    if root is None:
+        raise DataError(
+            f"{key} not found: pass --data-dir with the python batches ({sub}/{marker}, ...) "
+            "or add --download on a machine with a network"
+        )
+    data = read_cifar(root)
+    classes = data["classes"] or (CIFAR10_CLASSES if key == "cifar10" else None)
+    if classes is None:
+        classes = [str(i) for i in range(int(data["train"][1].max()) + 1)]
+    return _bundle(data["train"], data["test"], classes, mean, std, input_size, str(root))
+
+
+def _load_digits(input_size, test_fraction, g) -> DataBundle:
+    x, y = read_digits()
+    order = torch.randperm(len(x), generator=g)
+    n_test = round(len(x) * test_fraction)
+    test, train = order[:n_test], order[n_test:]
+    mean, std = _stats(x[train])
+    return _bundle((x[train], y[train]), (x[test], y[test]), [str(d) for d in range(10)], mean, std,
+                   input_size, "sklearn.datasets.load_digits")  # fmt: skip
+
+
+def _stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of uint8 images, in [0, 1] units."""
+    xf = x.float().div_(255).transpose(0, 1).reshape(x.shape[1], -1)
+    return xf.mean(1).tolist(), xf.std(1).clamp_min(1e-3).tolist()
+
+
+def _load_folder(root: Path, input_size, strict: bool) -> DataBundle:
+    c, h, w = input_size
+    sub = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    if "train" in sub:
+        x, y, classes = read_folder(sub["train"], None, c, (h, w), strict)
+        val_dir = next((sub[k] for k in ("val", "valid", "validation") if k in sub), None)
+        val = read_folder(val_dir, classes, c, (h, w), strict)[:2] if val_dir else None
+        test = read_folder(sub["test"], classes, c, (h, w), strict)[:2] if "test" in sub else None
+    else:
+        list_classes(root)
+        x, y, classes = read_folder(root, None, c, (h, w), strict)
+        val = test = None
+    mean, std = _stats(x)
+    pre = make_preprocess((c, h, w), (h, w), mean, std)
+    mk = lambda xy: TensorImageDataset(*xy, pre) if xy is not None else None  # noqa: E731
+    return DataBundle(mk((x, y)), mk(val), mk(test), classes, pre, source=str(root))

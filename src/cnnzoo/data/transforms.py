@@ -1,0 +1,111 @@
+"""Preprocessing and augmentation on whole uint8 batches.
+
+Datasets keep their images as uint8 tensors at the source size; these functions turn a batch into
+what a model wants: its channel count (grayscale <-> RGB), its spatial size (zero-padding, as
+LeNet-5 did for 28x28 digits, or a resize), then augmentation, then normalisation. The same
+``preprocess`` dict drives training, evaluation and ``predict`` and is stored in checkpoints:
+
+``{"input_size": [C, H, W], "source_size": [H0, W0], "spatial": "none"|"pad"|"resize",
+"mean": [...], "std": [...]}``
+
+torchvision.transforms.v2's random transforms draw one set of parameters per call (one crop for a
+whole batch), so the per-image random crop and flip here are written with tensor indexing instead.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.transforms.v2 import functional as TF
+
+AUGMENTS = ("none", "crop", "flip", "basic")  # basic = random crop with padding + horizontal flip
+PAD_LIMIT = 8  # a target at most this many pixels larger than the source is zero-padded
+
+
+def spatial_mode(source_hw: tuple[int, int], target_hw: tuple[int, int]) -> str:
+    """How a source size reaches the target: as is, by centred zero-padding, or by a resize."""
+    (h0, w0), (h, w) = source_hw, target_hw
+    if (h0, w0) == (h, w):
+        return "none"
+    if 0 <= h - h0 <= PAD_LIMIT and 0 <= w - w0 <= PAD_LIMIT:
+        return "pad"
+    return "resize"
+
+
+def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Grayscale to RGB by repetition, RGB to grayscale by ITU-R 601 luma (works on uint8)."""
+    have = x.shape[-3]
+    if have == channels:
+        return x
+    if have == 1:
+        return x.expand(*x.shape[:-3], channels, *x.shape[-2:]).contiguous()
+    if have == 3 and channels == 1:
+        return TF.rgb_to_grayscale(x, num_output_channels=1)
+    raise ValueError(f"cannot convert {have}-channel images to {channels} channels")
+
+
+def to_model_space(x: torch.Tensor, preprocess: dict) -> torch.Tensor:
+    """uint8 N x C0 x H0 x W0 -> float N x C x H x W in [0, 1], before normalisation."""
+    c, h, w = preprocess["input_size"]
+    x = convert_channels(x, c)
+    x = TF.to_dtype(x, torch.float32, scale=True)
+    mode = preprocess.get("spatial", spatial_mode(tuple(x.shape[-2:]), (h, w)))
+    if tuple(x.shape[-2:]) == (h, w):
+        return x
+    if mode == "pad":
+        dh, dw = h - x.shape[-2], w - x.shape[-1]
+        return F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+    return TF.resize(x, [h, w], antialias=True)
+
+
+def normalize(x: torch.Tensor, preprocess: dict) -> torch.Tensor:
+    return TF.normalize(x, preprocess["mean"], preprocess["std"])
+
+
+def augment_batch(
+    x: torch.Tensor, augment: str, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random crop with zero padding (pad = size/8, 4 pixels at 32x32) and/or horizontal flip,
+    drawn independently for every image of the float batch ``x``."""
+    if augment not in AUGMENTS:
+        raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
+    n, _, h, w = x.shape
+    if augment in ("crop", "basic"):
+        pad = max(1, min(h, w) // 8)
+        padded = F.pad(x, (pad, pad, pad, pad))
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+        rows = (dy[:, None] + torch.arange(h)).to(x.device)  # n x h
+        cols = (dx[:, None] + torch.arange(w)).to(x.device)  # n x w
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        # padded[b, :, rows[b, i], cols[b, j]] for every b, i, j
+        x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
+        x = x.permute(0, 3, 1, 2).contiguous()
+    if augment in ("flip", "basic"):
+        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def make_preprocess(
+    input_size: tuple[int, int, int],
+    source_size: tuple[int, int],
+    mean: list[float],
+    std: list[float],
+    **extra,
+) -> dict:
+    """The preprocess dict of the module doc; ``mean``/``std`` may be given for 1 or C channels."""
+    c, h, w = (int(v) for v in input_size)
+    if len(mean) == 1 and c > 1:
+        mean, std = list(mean) * c, list(std) * c
+    elif len(mean) == 3 and c == 1:  # same luma weights as convert_channels
+        mean = [0.299 * mean[0] + 0.587 * mean[1] + 0.114 * mean[2]]
+        std = [(0.299 * std[0] ** 2 + 0.587 * std[1] ** 2 + 0.114 * std[2] ** 2) ** 0.5]
+    return {
+        "input_size": [c, h, w],
+        "source_size": [int(source_size[0]), int(source_size[1])],
+        "spatial": spatial_mode(tuple(source_size), (h, w)),
+        "mean": [float(m) for m in mean],
+        "std": [float(s) for s in std],
+        **extra,
+    }
