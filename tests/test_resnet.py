@@ -62,6 +62,18 @@ def test_same_keys_shapes_and_count_as_peer(name):
     assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == theirs
 
 
+@pytest.mark.parametrize(
+    "name", ["resnet18", "resnet50", "resnet152", "wide_resnet50_2", "resnext101_32x8d"]
+)
+def test_timm_weights_have_our_keys_too(name):
+    """timm's plain ResNets use torchvision's key names, so their files load as well."""
+    ours = cnnzoo.create_model(name, device="meta")
+    with torch.device("meta"):
+        peer = timm.create_model(name)
+    theirs = {k: tuple(v.shape) for k, v in peer.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == theirs
+
+
 @pytest.mark.parametrize("name", RUN_PARITY)
 def test_peer_weights_load_strictly_and_give_same_outputs(name):
     peer = build_peer(name)
