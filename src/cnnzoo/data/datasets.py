@@ -117,8 +117,17 @@ class BatchLoader:
 class SamplerLoader:
     """A torch DataLoader over any map-style dataset, with ``set_epoch`` like ``BatchLoader``."""
 
-    def __init__(self, dataset: Dataset, batch_size: int, shuffle: bool, seed: int, rank: int,
-                 world_size: int, drop_last: bool, num_workers: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        rank: int,
+        world_size: int,
+        drop_last: bool,
+        num_workers: int,
+    ) -> None:
         self.sampler = DistributedSampler(
             dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed
         )
@@ -156,5 +165,6 @@ def make_loader(
         raise ValueError("cannot make a loader over an empty dataset")
     if hasattr(dataset, "get_batch"):
         return BatchLoader(dataset, batch_size, shuffle, seed, rank, world_size, drop_last)
-    return SamplerLoader(dataset, batch_size, shuffle, seed, rank, world_size, drop_last,
-                         num_workers)  # fmt: skip
+    return SamplerLoader(
+        dataset, batch_size, shuffle, seed, rank, world_size, drop_last, num_workers
+    )

@@ -7,6 +7,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from ..errors import CnnzooError
+
 
 def dist_info() -> tuple[int, int, int]:
     """(rank, world size, local rank) of this process; (0, 1, 0) outside torchrun."""
@@ -47,9 +49,9 @@ def resolve_device(spec: str = "auto") -> torch.device:
     try:
         device = torch.device(spec)
     except RuntimeError as err:
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {spec!r}") from err
+        raise CnnzooError(f"device must be auto, cpu, cuda or cuda:N, got {spec!r}") from err
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r} asked for but CUDA is not available; use --device cpu")
+        raise CnnzooError(f"device {spec!r} asked for but CUDA is not available; use --device cpu")
     return device
 
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
 from ..data import DataBundle, make_loader
-from ..errors import CheckpointError
+from ..errors import CheckpointError, CnnzooError
 from .config import TrainConfig
 from .distributed import all_reduce_sum, broadcast_object, dist_info, resolve_device
 from .evaluate import autocast, evaluate
@@ -88,8 +88,13 @@ def train_one_epoch(
     amp_dtype = amp_dtype_of(config, device)
     rank = dist_info()[0]
     total = len(loader) if hasattr(loader, "__len__") else None
-    bar = tqdm(total=total, desc=desc, disable=not config.progress or rank != 0,
-               leave=False, dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=total,
+        desc=desc,
+        disable=not config.progress or rank != 0,
+        leave=False,
+        dynamic_ncols=True,
+    )
     loss_sum, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
     for i, (x, y) in enumerate(loader):
@@ -102,7 +107,7 @@ def train_one_epoch(
             out = model(x)
             loss, logits = compute_loss(out, y, config.label_smoothing, aux_weight)
         if not torch.isfinite(loss):
-            raise FloatingPointError(
+            raise CnnzooError(
                 f"loss is {loss.item()} at step {i} of {desc}; lower --lr or add --grad-clip"
             )
         optimizer.zero_grad(set_to_none=True)
@@ -125,8 +130,12 @@ def train_one_epoch(
         bar.update(1)
         if i % 10 == 0 or i + 1 == total:
             rate = seen / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}",
-                            img_s=f"{rate:,.0f}", refresh=False)  # fmt: skip
+            bar.set_postfix(
+                loss=f"{loss_sum / seen:.4f}",
+                acc=f"{correct / seen:.3f}",
+                img_s=f"{rate:,.0f}",
+                refresh=False,
+            )
     bar.close()
     elapsed = time.perf_counter() - start
     loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], device)
@@ -190,8 +199,15 @@ def fit(
     if config.channels_last:
         raw = raw.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(raw, config, param_groups, lr_mult)
-    loader = make_loader(bundle.train, config.batch_size, shuffle=True, seed=config.seed,
-                         rank=rank, world_size=world, drop_last=world > 1)  # fmt: skip
+    loader = make_loader(
+        bundle.train,
+        config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        rank=rank,
+        world_size=world,
+        drop_last=world > 1,
+    )
     schedule = LRSchedule(optimizer, config, len(loader))
     fp16 = amp_dtype_of(config, device) == torch.float16
     scaler = torch.amp.GradScaler(device.type) if fp16 else None
@@ -216,21 +232,41 @@ def fit(
     if main:
         out.mkdir(parents=True, exist_ok=True)
     tb = TensorBoardLog(out, config.tensorboard and main, start_epoch)
-    meta = {"classes": list(bundle.classes), "preprocess": dict(bundle.preprocess),
-            "config": config.to_dict(), "data": dict(data_args or {})}  # fmt: skip
+    meta = {
+        "classes": list(bundle.classes),
+        "preprocess": dict(bundle.preprocess),
+        "config": config.to_dict(),
+        "data": dict(data_args or {}),
+    }
     epoch = start_epoch
     try:
         for epoch in range(start_epoch, config.epochs):
             # dropout and other in-model randomness: a fresh, per-epoch (and per-rank) stream
             torch.manual_seed(config.seed * 1_000_003 + epoch * 7919 + rank)
             loader.set_epoch(epoch)
-            tr = train_one_epoch(net, loader, optimizer, config, device, schedule,
-                                 epoch * len(loader), scaler, aux_weight,
-                                 desc=f"epoch {epoch + 1}/{config.epochs}")  # fmt: skip
+            tr = train_one_epoch(
+                net,
+                loader,
+                optimizer,
+                config,
+                device,
+                schedule,
+                epoch * len(loader),
+                scaler,
+                aux_weight,
+                desc=f"epoch {epoch + 1}/{config.epochs}",
+            )
             va = None
             if main or world == 1:
-                va = evaluate(raw, bundle.val, bundle.classes, device, config.eval_batch_size,
-                              amp_dtype_of(config, device), config.channels_last)  # fmt: skip
+                va = evaluate(
+                    raw,
+                    bundle.val,
+                    bundle.classes,
+                    device,
+                    config.eval_batch_size,
+                    amp_dtype_of(config, device),
+                    config.channels_last,
+                )
             va = broadcast_object(
                 {k: va[k] for k in ("loss", "accuracy", "top5")} if va is not None else None
             )
@@ -253,13 +289,21 @@ def fit(
             if main:
                 _print_epoch(row, config, improved)
                 save_checkpoint(
-                    out / "last.pt", model_name, model_args, raw.state_dict(), **meta,
-                    epoch=epoch + 1, metrics=row, history=history, best_val_acc=best_acc,
-                    best_epoch=best_epoch, optimizer=optimizer.state_dict(),
+                    out / "last.pt",
+                    model_name,
+                    model_args,
+                    raw.state_dict(),
+                    **meta,
+                    epoch=epoch + 1,
+                    metrics=row,
+                    history=history,
+                    best_val_acc=best_acc,
+                    best_epoch=best_epoch,
+                    optimizer=optimizer.state_dict(),
                     scheduler=schedule.state_dict(),
                     scaler=scaler.state_dict() if scaler is not None else None,
                     rng=_rng_state(),
-                )  # fmt: skip
+                )
                 if improved:
                     _atomic_copy(out / "last.pt", out / "best.pt")
                 write_metrics_csv(history, out / "metrics.csv")
@@ -270,8 +314,15 @@ def fit(
                 on_epoch_end(epoch + 1, row)
     except KeyboardInterrupt:
         if main:
-            save_checkpoint(out / "interrupted.pt", model_name, model_args, raw.state_dict(),
-                            **meta, epoch=epoch, history=history)  # fmt: skip
+            save_checkpoint(
+                out / "interrupted.pt",
+                model_name,
+                model_args,
+                raw.state_dict(),
+                **meta,
+                epoch=epoch,
+                history=history,
+            )
         raise
     finally:
         tb.close()

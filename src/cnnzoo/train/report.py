@@ -6,8 +6,17 @@ import csv
 import os
 from pathlib import Path
 
-COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5",
-           "images_per_s", "time_s"]  # fmt: skip
+COLUMNS = [
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_top5",
+    "images_per_s",
+    "time_s",
+]
 
 
 def write_metrics_csv(history: list[dict], path: Path) -> None:

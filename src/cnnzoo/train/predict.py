@@ -1,0 +1,68 @@
+"""Prediction for image files with a checkpoint's own preprocessing and class names."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data import DataWarning, load_image
+from ..errors import DataError
+from .evaluate import main_output
+
+
+def expand_images(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files as given; a directory stands for the files inside it (recursively, sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        else:
+            out.append(p)
+    return out
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    paths: Sequence[str | os.PathLike],
+    preprocess: dict,
+    classes: Sequence[str] | None = None,
+    topk: int = 5,
+    device: torch.device | str | None = None,
+    batch_size: int = 64,
+    strict: bool = False,
+) -> list[dict]:
+    """Top-``topk`` classes of each image: ``[{"path", "top": [(class, probability), ...]}]``.
+
+    An unreadable file is skipped with a ``DataWarning`` naming it (``strict``: an error)."""
+    if topk < 1:
+        raise ValueError(f"topk must be at least 1, got {topk}")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    images, kept = [], []
+    for path in expand_images(paths):
+        try:
+            images.append(load_image(path, preprocess))
+        except DataError as err:
+            if strict:
+                raise
+            warnings.warn(f"skipping {path}: {err}", DataWarning, stacklevel=2)
+            continue
+        kept.append(path)
+    if not images:
+        raise DataError("no readable images to predict")
+    model.eval()
+    results = []
+    for start in range(0, len(images), batch_size):
+        x = torch.stack(images[start : start + batch_size]).to(device)
+        probs = main_output(model(x)).float().softmax(1).cpu()
+        k = min(topk, probs.shape[1])
+        values, indices = probs.topk(k, dim=1)
+        for path, v, i in zip(kept[start : start + batch_size], values, indices, strict=True):
+            names = [classes[j] if classes else str(j) for j in i.tolist()]
+            results.append({"path": str(path), "top": list(zip(names, v.tolist(), strict=True))})
+    return results
