@@ -134,11 +134,9 @@ def _layer(r: Row, hw: tuple[int, ...], batch: int) -> LayerStats:
 
 
 def _final_field(layers: list[LayerStats]) -> tuple[int, bool]:
-    """The field of the final feature map: the last row with a spatial output of more than one
-    position (before global pooling or a flatten), else the last row with a spatial output."""
-    spatial = [r for r in layers if len(r.output) >= 3]
-    wide = [r for r in spatial if any(s > 1 for s in r.output[1:])]
-    pick = wide[-1] if wide else (spatial[-1] if spatial else None)
-    if pick is None:
-        return 1, False
-    return pick.rf, pick.rf_global
+    """The field of the final feature map: the last row with a spatial output, passing over the
+    outputs of global pooling (global and a single position), which are not feature maps."""
+    for r in reversed(layers):
+        if len(r.output) >= 3 and (not r.rf_global or any(s > 1 for s in r.output[1:])):
+            return r.rf, r.rf_global
+    return 1, False
