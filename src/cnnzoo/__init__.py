@@ -1,6 +1,9 @@
 """cnnzoo: the classic convolutional network architectures, built exactly and explained."""
 
-from . import models  # noqa: F401  (registers every architecture)
+from . import (
+    calc,  # noqa: F401  (cnnzoo.calc.conv_output and the other calculators)
+    models,  # noqa: F401  (registers every architecture)
+)
 from .analysis import analyze
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .errors import CheckpointError, CnnzooError, DataError, InputTooSmallError, UnknownModelError
