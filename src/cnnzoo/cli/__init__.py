@@ -10,7 +10,19 @@ import sys
 from ..errors import CnnzooError
 
 # Subcommand modules, in the order ``cnnzoo --help`` lists them.
-COMMANDS = ["models", "demo", "calc", "summary", "convert", "compare", "train", "evaluate", "predict"]
+COMMANDS = [
+    "models",
+    "demo",
+    "calc",
+    "summary",
+    "convert",
+    "compare",
+    "train",
+    "evaluate",
+    "predict",
+    "features",
+    "export",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
