@@ -1,0 +1,76 @@
+"""Training memory: the analyzer's autograd term against what autograd really saves on real
+tensors (unique storages, parameters left out), and a small network worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import cnnzoo
+from cnnzoo.analysis import analyze
+
+
+def autograd_saved_bytes(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """The oracle: run a real training-mode forward and add up the distinct storages autograd
+    keeps for backward, leaving out the model's own parameters and buffers."""
+    model.train()
+    own = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    seen: dict[int, int] = {}
+    keep: list[torch.Tensor] = []  # hold every saved tensor so no storage address is reused
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        if s.data_ptr() not in own:
+            seen[s.data_ptr()] = s.nbytes()
+        keep.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(torch.rand(shape))
+    del out
+    return sum(seen.values())
+
+
+def test_training_memory_by_hand():
+    """conv -> in-place ReLU -> max-pool, batch 2 of 3x8x8, float32."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2))
+    report = analyze(model, (3, 8, 8), batch_size=2)
+    x = 2 * 3 * 8 * 8 * 4  # the conv saves its input
+    y = 2 * 4 * 8 * 8 * 4  # ReLU saves its output, the same storage the pool saves as input
+    idx = 2 * 4 * 4 * 4 * 8  # max-pool indices, int64
+    assert report.total.saved_bytes == x + y + idx == 4608
+    weights = ((3 * 3 * 3 + 1) * 4) * 4
+    assert report.total.weight_bytes == weights
+    assert report.total.training_bytes == x + y + idx + 3 * weights  # + gradients + momentum
+    # Forward memory: the input and the conv/ReLU output (in place) and the pool output.
+    assert report.total.forward_bytes == x + y + 2 * 4 * 4 * 4 * 4
+
+
+def test_frozen_parameters_have_no_gradient_or_momentum():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    for p in model[0].parameters():
+        p.requires_grad_(False)
+    report = analyze(model, (3, 8, 8))
+    conv, fc = (27 + 1) * 4 * 4, (144 + 1) * 2 * 4
+    assert report.total.weight_bytes == conv + fc
+    assert report.total.grad_bytes == report.total.optimizer_bytes == fc
+
+
+@pytest.mark.parametrize("name", ["vgg16", "resnet50", "mobilenet_v1"])
+def test_autograd_term_matches_real_autograd_small_input(name):
+    model = cnnzoo.create_model(name)
+    flags = [m.training for m in model.modules()]
+    estimate = analyze(model, (3, 32, 32), batch_size=2).total.saved_bytes
+    assert [m.training for m in model.modules()] == flags
+    real = autograd_saved_bytes(model, (2, 3, 32, 32))
+    assert abs(estimate - real) / real < 0.15
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vgg16", "resnet50", "mobilenet_v1"])
+def test_autograd_term_matches_real_autograd_224(name):
+    model = cnnzoo.create_model(name)
+    estimate = analyze(model, (3, 224, 224), batch_size=2).total.saved_bytes
+    real = autograd_saved_bytes(model, (2, 3, 224, 224))
+    assert abs(estimate - real) / real < 0.15
