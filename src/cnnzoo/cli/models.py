@@ -47,8 +47,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     from ..registry import create_model, get_model_info
 
     info = get_model_info(args.name)
-    model = create_model(args.name, num_classes=args.num_classes, device="meta")
+    model = create_model(args.name, num_classes=args.num_classes, device="meta").eval()
+    # One pass on the meta device: the output shape without allocating or computing anything.
+    try:
+        with torch.no_grad():
+            out = "x".join(
+                map(str, model(torch.empty(1, *info.input_size, device="meta")).shape[1:])
+            )
+    except (RuntimeError, NotImplementedError):  # an operation without a meta kernel
+        out = "?"
+    size = "x".join(map(str, info.input_size))
     print(f"# {info.name}: {info.paper}")
-    print(f"# input {'x'.join(map(str, info.input_size))}, {count_params(model):,} parameters")
+    print(f"# input {size} -> output {out}, ", end="")
+    print(f"{count_params(model):,} parameters")
     print(model)
     return 0
