@@ -2,6 +2,7 @@
 
 from . import alexnet  # noqa: F401
 from . import alphago  # noqa: F401
+from . import fractalnet  # noqa: F401
 from . import googlenet  # noqa: F401
 from . import inception  # noqa: F401
 from . import inception_v3  # noqa: F401
