@@ -126,3 +126,28 @@ def test_alexnet_smallest_input_message():
     model = cnnzoo.create_model("alexnet", device="meta")
     with pytest.raises(cnnzoo.InputTooSmallError, match=r"'features\.\d+' \(MaxPool2d\).*67x67"):
         model(torch.empty(1, 3, 60, 60, device="meta"))
+
+
+def test_torchvision_weight_file_loads(tmp_path):
+    # A torchvision weight file on disk (torch.save) -> cnnzoo's loader -> the same outputs;
+    # with another class count only FC8 is left out (fine-tuning), FC7 features still agree.
+    from cnnzoo.pretrained import load_pretrained
+
+    tv = torchvision.models.alexnet(weights=None).eval()
+    path = tmp_path / "alexnet-owt.pth"
+    torch.save(tv.state_dict(), path)
+    x = torch.randn(1, 3, 112, 112)
+    ours = cnnzoo.create_model("alexnet_tv").eval()
+    load_pretrained(ours, path)
+    five = cnnzoo.create_model("alexnet_tv", num_classes=5).eval()
+    with pytest.warns(UserWarning):
+        load_pretrained(five, path)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), tv(x), rtol=1e-5, atol=1e-6)
+        fc7 = torch.nn.Sequential(*list(tv.classifier)[:-1])(
+            torch.flatten(tv.avgpool(tv.features(x)), 1)
+        )
+        torch.testing.assert_close(
+            five.forward_head(five.forward_features(x), pre_logits=True), fc7
+        )
+        assert five(x).shape == (1, 5)

@@ -84,3 +84,22 @@ def test_input_too_small_names_layer(name):
     model(torch.empty(1, 3, side, side, device="meta"))  # the smallest input works
     with pytest.raises(cnnzoo.InputTooSmallError, match=rf"layer '[\w.]+'.*{side}x{side}"):
         model(torch.empty(1, 3, side - 1, side - 1, device="meta"))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_in_chans(name):
+    _, h, w = cnnzoo.get_model_info(name).input_size
+    model = cnnzoo.create_model(name, in_chans=1, device="meta").eval()
+    assert model.in_chans == 1
+    assert model(torch.empty(1, 1, h, w, device="meta")).shape[0] == 1
+    with pytest.raises(cnnzoo.CnnzooError, match="in_chans=3"):
+        model(torch.empty(1, 3, h, w, device="meta"))
+
+
+def test_he_init():
+    # He et al. 2015: weights ~ N(0, 2 / fan), here fan-out = k*k*filters as torchvision's VGG.
+    model = cnnzoo.create_model("nin_cifar")
+    conv = model.features[0].conv  # 192 filters 5x5: fan-out 5*5*192 = 4,800
+    assert conv.weight.std().item() == pytest.approx((2 / (5 * 5 * 192)) ** 0.5, rel=0.05)
+    assert conv.weight.mean().abs().item() < 0.002
+    assert all(m.bias.abs().sum() == 0 for m in model.modules() if isinstance(m, torch.nn.Conv2d))
