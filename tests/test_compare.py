@@ -49,6 +49,17 @@ def test_alexnet_tv_row_against_torchvision(small):
     assert (row.rf, row.rf_global) == (195, False)
 
 
+def test_googlenet_counts_auxiliary_heads_apart():
+    # torchvision's GoogLeNet without the auxiliary classifiers is the inference network
+    with torch.device("meta"):
+        tv = torchvision.models.googlenet(aux_logits=False, init_weights=False)
+    result = compare(["googlenet"])
+    row = result.rows[0]
+    assert row.inference_params == sum(p.numel() for p in tv.parameters()) == 6_624_904
+    assert row.unused_params > 0 and row.params == row.inference_params + row.unused_params
+    assert "googlenet +: 6,624,904 parameters at inference" in result.to_table()
+
+
 def test_published_figures_come_from_the_reference(small):
     ref = load_reference()
     alexnet_tv, resnet20, mobilenet = small.rows
@@ -123,7 +134,7 @@ def _png_size(path) -> tuple[int, int]:
 
 def _row(name: str, params: int, macs: int, top1: float | None) -> ComparisonRow:
     return ComparisonRow(
-        name, (3, 224, 224), params, macs, 0, 0, 1, False, top1, None, None,
+        name, (3, 224, 224), params, 0, macs, 0, 0, 1, False, top1, None, None,
         None if top1 else "a CIFAR model", None, None, None, False,
     )  # fmt: skip
 

@@ -37,6 +37,7 @@ class ComparisonRow:
     name: str  # registered model name
     input_size: tuple[int, int, int]  # (C, H, W) it was analysed at: the registry's input size
     params: int  # every parameter, a shared tensor counted once
+    unused_params: int  # of which the evaluation-mode forward never uses (auxiliary heads)
     macs: int  # multiply-accumulates for one image (FLOPs = 2 x MACs)
     activations: int  # values the forward pass makes for one image
     forward_bytes: int  # their bytes in float32
@@ -54,6 +55,11 @@ class ComparisonRow:
     @property
     def flops(self) -> int:
         return 2 * self.macs
+
+    @property
+    def inference_params(self) -> int:
+        """Parameters the evaluation-mode forward uses: the figure papers quote for GoogLeNet."""
+        return self.params - self.unused_params
 
     @property
     def rf_text(self) -> str:
@@ -102,7 +108,7 @@ class Comparison:
         return {
             "name": r.name,
             "input": f"{h}x{w}x{c}",
-            "params": _short(r.params),
+            "params": _short(r.inference_params) + ("+" if r.unused_params else ""),
             "macs": _short(r.macs),
             "memory": _mib(r.forward_bytes),
             "rf": r.rf_text,
@@ -122,6 +128,12 @@ class Comparison:
             notes.append(
                 "*: the figure of the family's ILSVRC entry (an ensemble), not of this model."
             )
+        for r in self.rows:
+            if r.unused_params:
+                notes.append(
+                    f"{r.name} +: {r.inference_params:,} parameters at inference; "
+                    f"{r.unused_params:,} more in layers only training uses (auxiliary heads)."
+                )
         missing = [r for r in self.rows if r.top1 is None]
         for r in missing:
             why = r.no_imagenet or "no published figure in cnnzoo's reference data"
@@ -197,8 +209,18 @@ def compare_row(name: str, batch_size: int = 1) -> ComparisonRow:
 
     info = get_model_info(name)  # an unknown name raises here, with the closest names
     model = create_model(name, device="meta")
-    report = analyze(model, input_size=info.input_size, batch_size=batch_size, name=name)
+    try:
+        report = analyze(model, input_size=info.input_size, batch_size=batch_size, name=name)
+    except CnnzooError as err:
+        # The analyzer's training-mode pass cannot run batch norm on a single value per channel
+        # (Inception v3's auxiliary head at 1x1); two images give the same per-image figures.
+        if batch_size != 1 or "more than 1 value per channel" not in str(err):
+            raise
+        batch_size = 2
+        report = analyze(model, input_size=info.input_size, batch_size=batch_size, name=name)
     total = report.total
+    named = dict(model.named_parameters(remove_duplicate=False))
+    unused = {id(named[n]): named[n].numel() for n in total.unused_params if n in named}
     ref = load_reference()
     pub = ref["models"].get(name, {})
     entry, exact = _ilsvrc(name)
@@ -206,6 +228,7 @@ def compare_row(name: str, batch_size: int = 1) -> ComparisonRow:
         name=name,
         input_size=tuple(info.input_size),
         params=total.params,
+        unused_params=sum(unused.values()),
         # the analyzer counts the whole batch; the table is per image, as the notes are
         macs=total.macs // batch_size,
         activations=total.activations // batch_size,
@@ -289,7 +312,7 @@ def plot_complexity(
         ax.scatter(
             xs[i],
             ys[i],
-            s=area(r.params),
+            s=area(r.inference_params),
             color=colors[i % 10],
             alpha=0.55,
             lw=0.8,
@@ -299,7 +322,7 @@ def plot_complexity(
         # Label to the right of the bubble; step down while it would cover an earlier label,
         # with a leader line when it had to move.
         px, py = ax.transData.transform((xs[i], ys[i]))
-        dx = ((area(r.params) / 3.1416) ** 0.5 + 3) * pt
+        dx = ((area(r.inference_params) / 3.1416) ** 0.5 + 3) * pt
         w, h = 6.0 * pt * len(r.name), 11 * pt
         dy = 0.0
         while any(
@@ -323,6 +346,7 @@ def plot_complexity(
         )
     ax.set_xlabel("operations per image, GMACs (multiply-accumulates; FLOPs = 2 x MACs)")
     ax.set_ylabel("published ImageNet top-1 accuracy (%)")
+    # Bubbles are the parameters used at inference (GoogLeNet's auxiliary heads left out).
     ax.set_title("Comparing complexity: accuracy against operations, bubble area = parameters")
     ax.grid(True, alpha=0.3, zorder=0)
     for p in (10e6, 50e6, 100e6):  # a legend of bubble sizes
