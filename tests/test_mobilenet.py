@@ -11,6 +11,15 @@ from cnnzoo.models.layers import DepthwiseSeparableConv
 from cnnzoo.models.mobilenet import MOBILENET_V1_ROWS, MobileNetV1
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small inputs: on a loaded 2-core machine, two threads mostly contend."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

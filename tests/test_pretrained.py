@@ -18,6 +18,15 @@ from cnnzoo.checkpoint import save_checkpoint
 from cnnzoo.cli import main as cli_main
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small inputs: on a loaded 2-core machine, two threads mostly contend."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def randomize_bn_stats(model: nn.Module) -> nn.Module:
     """Non-trivial batch-norm statistics, so equal outputs also mean the norms were loaded."""
     for m in model.modules():
@@ -362,3 +371,22 @@ def test_convert_torchvision_resnet18(tmp_path):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert same(model.eval()(x), peer(x))
+
+
+def test_convert_timm_mobilenet_with_model_args(tmp_path, capsys):
+    timm = pytest.importorskip("timm")
+    peer = randomize_bn_stats(timm.create_model("mobilenetv1_100", pretrained=False)).eval()
+    src = tmp_path / "mobilenetv1_100.pth"
+    torch.save(peer.state_dict(), src)
+    dst = tmp_path / "mbv1.ckpt"
+    argv = ["convert", str(src), str(dst), "--model", "mobilenet_v1", "--arg", "act=relu6"]
+    assert cli_main(argv) == 0
+    assert "mapped by the model's adapt_state_dict" in capsys.readouterr().out
+    model, ckpt = cnnzoo.model_from_checkpoint(dst)
+    assert ckpt["model_args"] == {"num_classes": 1000, "act": "relu6"}
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert same(model.eval()(x), peer(x))
+    bad = ["convert", str(src), str(dst), "--model", "mobilenet_v1", "--arg", "actt=relu6"]
+    assert cli_main(bad) == 2
+    assert "actt" in capsys.readouterr().err

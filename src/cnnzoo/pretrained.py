@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .checkpoint import FORMAT, load_state_dict_checked, save_checkpoint
-from .errors import CheckpointError
+from .errors import CheckpointError, CnnzooError
 from .registry import create_model
 
 # Where training scripts keep the weights inside a bigger dict (timm, torchvision references, ...).
@@ -317,7 +317,7 @@ def convert_weights(
     classifier of another size is dropped, as in ``load_pretrained``).
     """
     if num_classes is None:
-        probe = create_model(model_name, device="meta", **model_args)
+        probe = _build(model_name, device="meta", **model_args)
         state_dict, _, ckpt = read_weight_file(src)
         if ckpt is None:
             state_dict, _ = _match_keys(probe, state_dict)
@@ -327,7 +327,7 @@ def convert_weights(
                 f"{src} has no classifier weights for {model_name!r} to take the class count "
                 f"from; give it (--num-classes N)"
             )
-    model = create_model(model_name, num_classes=num_classes, **model_args)
+    model = _build(model_name, num_classes=num_classes, **model_args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the message is in the result, printed by the caller
         result = load_pretrained(model, src)
@@ -340,3 +340,11 @@ def convert_weights(
         converted_source=result.source,
     )
     return result
+
+
+def _build(model_name: str, **kwargs: Any) -> nn.Module:
+    """``create_model``, with a wrong keyword argument reported as a user error."""
+    try:
+        return create_model(model_name, **kwargs)
+    except TypeError as err:
+        raise CnnzooError(f"cannot build {model_name!r} with {kwargs}: {err}") from None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import ast
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +27,35 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="class count of the new model (default: the file's classifier; another count "
         "drops the file's classifier, to fine-tune)",
     )
+    p.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another argument of the model's builder, repeatable (e.g. --arg act=relu6 for "
+        "timm's MobileNet, --arg width_mult=0.5)",
+    )
     p.set_defaults(func=cmd_convert)
+
+
+def parse_model_args(items: list[str]) -> dict[str, Any]:
+    """``["act=relu6", "width_mult=0.5"]`` -> ``{"act": "relu6", "width_mult": 0.5}``.
+
+    Values are Python literals (numbers, booleans, tuples, None) read with ``ast.literal_eval``,
+    which evaluates nothing else; anything that is not a literal is kept as a string.
+    """
+    from ..errors import CnnzooError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise CnnzooError(f"--arg takes KEY=VALUE (e.g. act=relu6), got {item!r}")
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[key] = text
+    return out
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -34,7 +64,12 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     if args.num_classes is not None and args.num_classes < 0:
         raise CnnzooError(f"--num-classes must be 0 or more, got {args.num_classes}")
-    result = convert_weights(args.src, args.dst, args.model, num_classes=args.num_classes)
+    model_args = parse_model_args(args.arg)
+    if "num_classes" in model_args:
+        raise CnnzooError("give the class count with --num-classes, not --arg num_classes=N")
+    result = convert_weights(
+        args.src, args.dst, args.model, num_classes=args.num_classes, **model_args
+    )
     print(result.message)
     print(f"wrote {args.dst} (model {args.model!r})")
     return 0

@@ -172,5 +172,5 @@ def mobilenet_v1_050(**kwargs) -> MobileNetV1:
 
 @register_model
 def mobilenet_v1_025(**kwargs) -> MobileNetV1:
-    """MobileNet v1, width multiplier 0.25 (Howard et al. 2017), 0.5M parameters."""
+    """MobileNet v1, width multiplier 0.25 (Howard et al. 2017), 0.47M parameters."""
     return MobileNetV1(width_mult=0.25, **kwargs)
