@@ -185,11 +185,42 @@ def fit(
     Returns ``{"history": [...], "best_val_acc", "best_epoch", "last", "best", "epochs_run"}``.
     A KeyboardInterrupt saves ``interrupted.pt`` (the weights mid-epoch) and is re-raised.
     """
-    out = Path(out_dir)
-    rank, world, _ = dist_info()
-    device = resolve_device(config.device)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
     if config.deterministic:
         seed_everything(config.seed, deterministic=True)
+    try:
+        return _fit(
+            model,
+            bundle,
+            config,
+            Path(out_dir),
+            model_name,
+            model_args,
+            param_groups,
+            lr_mult,
+            resume,
+            data_args,
+            on_epoch_end,
+        )
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)  # a library call leaves no trace
+
+
+def _fit(
+    model,
+    bundle,
+    config,
+    out,
+    model_name,
+    model_args,
+    param_groups,
+    lr_mult,
+    resume,
+    data_args,
+    on_epoch_end,
+) -> dict:
+    rank, world, _ = dist_info()
+    device = resolve_device(config.device)
     ckpt = _resume_checkpoint(resume)
     if ckpt is not None:
         load_state_dict_checked(model, ckpt["state_dict"], source="resume checkpoint")
