@@ -253,7 +253,7 @@ def plot_neighbors(
     neighbours: Sequence[Sequence[torch.Tensor]],
     path: str | os.PathLike,
     distances: torch.Tensor | None = None,
-    query_labels: Sequence[int] | None = None,
+    query_labels: Sequence[int | None] | None = None,
     neighbour_labels: Sequence[Sequence[int]] | None = None,
     class_names: Sequence[str] | None = None,
     preprocess: dict | None = None,
@@ -262,7 +262,8 @@ def plot_neighbors(
     """The lecture's grid: each row a query image, then its neighbours nearest first.
 
     With labels, a neighbour of the query's class is framed green and one of another class red,
-    and each tile is captioned with its class (and its distance when given).
+    and each tile is captioned with its class (and its distance when given). A query label may
+    be None (an image from outside the dataset): its neighbours are then captioned, not framed.
     """
     if len(queries) != len(neighbours) or not queries:
         raise ValueError(f"need one neighbour list per query, got {len(queries)} and "
@@ -279,7 +280,7 @@ def plot_neighbors(
         return " ".join(s for s in (name, extra) if s)
 
     for r in range(rows):
-        ql = None if query_labels is None else int(query_labels[r])
+        ql = None if query_labels is None or query_labels[r] is None else int(query_labels[r])
         ax = axes[r * cols]
         _show(ax, to_display(queries[r], preprocess))
         _frame(ax, "black", 2.5)

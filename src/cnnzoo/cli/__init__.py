@@ -22,6 +22,8 @@ COMMANDS = [
     "predict",
     "features",
     "export",
+    "neighbors",
+    "viz",
 ]
 
 
