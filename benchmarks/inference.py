@@ -1,0 +1,102 @@
+"""Inference throughput: cnnzoo's fast path vs torchvision eager vs ONNX Runtime.
+
+ResNet-50 at 224x224, batch 16 (ResNet-18 at 64x64 in --quick).
+
+All contestants hold the same weights and run the same batch in the same process, alternating;
+achieved GFLOP/s = 2 x the analyzer's MACs / time, shown as a fraction of the fp32
+matrix-multiply peak measured in the same run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torchvision
+
+import cnnzoo
+from cnnzoo.export import export_model, fold_bn
+
+from .common import Section, median_time
+from .matmul_peak import peak_gflops
+
+
+def _contestants(
+    arch: str, batch: int, size: int, workdir: Path
+) -> dict[str, Callable[[], object]]:
+    tv = getattr(torchvision.models, arch)().eval()
+    ours = cnnzoo.create_model(arch).eval()
+    ours.load_state_dict(tv.state_dict())
+    x = torch.randn(batch, 3, size, size)
+
+    def tv_eager():
+        with torch.no_grad():
+            return tv(x)
+
+    folded = fold_bn(ours, example=x[:1])
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    folded_cl = fold_bn(ours, example=x[:1]).to(memory_format=torch.channels_last)
+
+    def cz_folded():
+        with torch.inference_mode():
+            return folded(x)
+
+    def cz_folded_cl():
+        with torch.inference_mode():
+            return folded_cl(x_cl)
+
+    out: dict[str, Callable[[], object]] = {
+        "torchvision eager": tv_eager,
+        "cnnzoo fold-bn": cz_folded,
+        "cnnzoo fold-bn + channels-last": cz_folded_cl,
+    }
+    try:
+        import onnxruntime as ort
+
+        path = workdir / f"{arch}.onnx"
+        export_model(tv, path, "onnx", example=x[:2], check=False)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        feed = {sess.get_inputs()[0].name: x.numpy()}
+        out["ONNX Runtime"] = lambda: sess.run(None, feed)
+    except Exception as err:  # no ONNX stack: the table says so
+        print(f"[inference] ONNX Runtime skipped: {err}")
+    return out
+
+
+def run(quick: bool = False) -> Section:
+    # the quick smoke run exercises the same path on a smaller net
+    arch, batch, size, rounds = ("resnet18", 2, 64, 1) if quick else ("resnet50", 16, 224, 3)
+    peak = peak_gflops(512 if quick else 2048, repeats=3)
+    macs = cnnzoo.analyze(cnnzoo.create_model(arch), (3, size, size)).total.macs * batch
+    with tempfile.TemporaryDirectory() as tmp:
+        fns = _contestants(arch, batch, size, Path(tmp))
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        for _ in range(rounds):
+            for name, fn in fns.items():
+                times[name].append(median_time(fn, repeats=2 if quick else 5, warmup=1))
+    base = statistics.median(times["torchvision eager"])
+    rows = []
+    for name, ts in times.items():
+        t = statistics.median(ts)
+        gflops = 2 * macs / t / 1e9
+        rows.append(
+            {
+                "contestant": name,
+                "images/s": batch / t,
+                "vs torchvision": base / t,
+                "GFLOP/s": gflops,
+                "fraction of peak": gflops / peak,
+            }
+        )
+    return Section(
+        f"Inference throughput: {arch}, batch {batch} at {size}x{size}, CPU fp32",
+        rows,
+        [
+            f"matmul peak measured in this run: {peak:,.1f} GFLOP/s; "
+            f"{arch} = {macs / batch / 1e9:.3f} GMACs per image (cnnzoo.analyze)",
+            "same weights in every contestant; medians over alternating rounds",
+        ],
+    )
