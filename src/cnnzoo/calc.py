@@ -448,7 +448,7 @@ class SeparableResult(_Result):
         if self.size is not None:
             h, w = self.size
             lines += [
-                f"MACs at {h}x{w}         standard {h}*{w}*{c}*{k}*{k}*{co} = "
+                f"{f'MACs at {h}x{w}':<23}standard {h}*{w}*{c}*{k}*{k}*{co} = "
                 f"{_n(self.standard_macs)} ({_short(self.standard_macs)})",
                 f"                       separable {h}*{w}*{c}*({k}*{k} + {co}) = "
                 f"{_n(self.separable_macs)} ({_short(self.separable_macs)})",

@@ -265,6 +265,14 @@ def compare(names: Sequence[str]) -> Comparison:
     return Comparison([compare_row(n) for n in expanded])
 
 
+def _overlaps(box: tuple[float, ...], boxes: list[tuple[float, ...]]) -> bool:
+    """Whether the rectangle (x, y, width, height) overlaps any of ``boxes``."""
+    x, y, w, h = box
+    return any(
+        x < bx + bw and bx < x + w and y < by + bh and by < y + h for bx, by, bw, bh in boxes
+    )
+
+
 def plot_complexity(
     comparison: Comparison | Sequence[ComparisonRow],
     path: str | os.PathLike,
@@ -307,43 +315,28 @@ def plot_complexity(
     ax.set_ylim(min(ys) - 4, max(ys) + 4)
     colors = plt.cm.tab10.colors
     pt = dpi / 72  # pixels per point
-    boxes: list[tuple[float, float, float, float]] = []  # placed labels, in pixels
+    # Bubbles first, then labels: each label goes right of its bubble, or the nearest free
+    # place above or below (with a leader line) so that it covers no other label or bubble.
+    radii = [(area(r.inference_params) / 3.1416) ** 0.5 * pt for r in shown]  # pixels
+    centres = [ax.transData.transform((x, y)) for x, y in zip(xs, ys, strict=True)]
     for i, r in enumerate(shown):
         ax.scatter(
-            xs[i],
-            ys[i],
-            s=area(r.inference_params),
-            color=colors[i % 10],
-            alpha=0.55,
-            lw=0.8,
-            edgecolors="black",
-            zorder=3,
-        )
-        # Label to the right of the bubble; step down while it would cover an earlier label,
-        # with a leader line when it had to move.
-        px, py = ax.transData.transform((xs[i], ys[i]))
-        dx = ((area(r.inference_params) / 3.1416) ** 0.5 + 3) * pt
+            xs[i], ys[i], s=area(r.inference_params), color=colors[i % 10], alpha=0.55,
+            lw=0.8, edgecolors="black", zorder=3,
+        )  # fmt: skip
+    boxes = [(cx - r, cy - r, 2 * r, 2 * r) for (cx, cy), r in zip(centres, radii, strict=True)]
+    for i, r in enumerate(shown):
+        (px, py), dx = centres[i], radii[i] + 3 * pt
         w, h = 6.0 * pt * len(r.name), 11 * pt
-        dy = 0.0
-        while any(
-            px + dx < bx + bw
-            and bx < px + dx + w
-            and py + dy - h / 2 < by + bh
-            and by < py + dy + h / 2
-            for bx, by, bw, bh in boxes
-        ):
-            dy -= h
+        others = boxes[:i] + boxes[i + 1 :]
+        steps = [0.0] + [sign * k * h for k in range(1, 8) for sign in (-1, 1)]
+        dy = next((d for d in steps if not _overlaps((px + dx, py + d - h / 2, w, h), others)), 0.0)
         boxes.append((px + dx, py + dy - h / 2, w, h))
         ax.annotate(
-            r.name,
-            (xs[i], ys[i]),
-            xytext=(dx / pt, dy / pt),
-            textcoords="offset points",
-            va="center",
-            fontsize=9,
-            zorder=4,
+            r.name, (xs[i], ys[i]), xytext=(dx / pt, dy / pt), textcoords="offset points",
+            va="center", fontsize=9, zorder=4,
             arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if dy else None,
-        )
+        )  # fmt: skip
     ax.set_xlabel("operations per image, GMACs (multiply-accumulates; FLOPs = 2 x MACs)")
     ax.set_ylabel("published ImageNet top-1 accuracy (%)")
     # Bubbles are the parameters used at inference (GoogLeNet's auxiliary heads left out).
