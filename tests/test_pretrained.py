@@ -390,3 +390,45 @@ def test_convert_timm_mobilenet_with_model_args(tmp_path, capsys):
     bad = ["convert", str(src), str(dst), "--model", "mobilenet_v1", "--arg", "actt=relu6"]
     assert cli_main(bad) == 2
     assert "actt" in capsys.readouterr().err
+
+
+@needs("googlenet")
+def test_googlenet_aux_heads_dropped_with_main_head(tmp_path):
+    tv = pytest.importorskip("torchvision")
+    peer = randomize_bn_stats(tv.models.googlenet(aux_logits=True, init_weights=True)).eval()
+    path = tmp_path / "googlenet.pth"
+    torch.save(peer.state_dict(), path)
+    model = cnnzoo.create_model("googlenet", num_classes=10).eval()
+    with pytest.warns(UserWarning, match="nor 4 tensors of auxiliary classifiers"):
+        result = cnnzoo.load_pretrained(model, path)
+    assert result.dropped == [
+        "aux1.fc2.bias", "aux1.fc2.weight", "aux2.fc2.bias", "aux2.fc2.weight",
+        "fc.bias", "fc.weight",
+    ]  # fmt: skip
+    x = torch.randn(1, 3, 96, 96)
+    peer.fc = nn.Identity()  # torchvision's pooled features
+    with torch.no_grad():
+        assert same(model.forward_head(model.forward_features(x), pre_logits=True), peer(x))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name, timm_name, kwargs, size",
+    [
+        ("se_resnet50", "seresnet50", {}, 64),
+        ("inception_v3", "inception_v3", {"aux_logits": False}, 299),
+        ("inception_resnet_v2", "inception_resnet_v2", {}, 299),
+    ],
+)
+def test_timm_big_models_same_outputs(tmp_path, name, timm_name, kwargs, size):
+    if name not in cnnzoo.list_models():
+        pytest.skip(f"{name} not registered")
+    timm = pytest.importorskip("timm")
+    peer = randomize_bn_stats(timm.create_model(timm_name, pretrained=False)).eval()
+    path = tmp_path / f"{timm_name}.pth"
+    torch.save(peer.state_dict(), path)
+    model = cnnzoo.create_model(name, **kwargs).eval()
+    cnnzoo.load_pretrained(model, path)
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        assert same(model(x), peer(x))

@@ -35,7 +35,7 @@ _PREFIXES = ("module.", "_orig_mod.")
 
 SOURCES = {
     "native": "keys as they are (torchvision/timm names, which cnnzoo's models share)",
-    "mapped": "a peer's keys (timm's) mapped by the model's adapt_state_dict",
+    "mapped": "a peer's keys (timm's, say) mapped by the model's adapt_state_dict",
     "cnnzoo": "a cnnzoo checkpoint",
 }
 
@@ -233,9 +233,11 @@ def load_pretrained(
             if file_nc is not None
             else "is not in the file"
         )
+        aux = [k for k in dropped if not k.startswith(prefix + ".")]
+        also = f" (nor {len(aux)} tensors of auxiliary classifiers)" if aux else ""
         message = (
-            f"classifier {prefix!r} {what}: its weights were not loaded, the model keeps its new "
-            f"untrained head (fine-tune it)"
+            f"classifier {prefix!r} {what}: its weights were not loaded{also}, the model keeps "
+            f"its new untrained head (fine-tune it)"
         )
         if num_classes_mismatch == "error":
             raise CheckpointError(f"{path}: classifier {prefix!r} {what}")
