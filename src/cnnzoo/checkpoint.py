@@ -80,7 +80,17 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} does not exist (or is not a file)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as err:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        pickle.UnpicklingError,
+        OSError,
+        KeyError,
+        IndexError,
+        ValueError,
+        TypeError,
+    ) as err:  # a torn file fails in many ways
         size = path.stat().st_size
         raise CheckpointError(
             f"{path} is not a readable checkpoint ({size:,} bytes; truncated, corrupt, or not "

@@ -31,7 +31,9 @@ def open_image(path: str | Path, channels: int) -> torch.Tensor:
             return TF.pil_to_tensor(img)
     except FileNotFoundError:
         raise DataError(f"{path} does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except UnidentifiedImageError:
+        raise DataError(f"{path} is not a readable image (unknown or corrupt format)") from None
+    except (OSError, ValueError, SyntaxError) as err:
         raise DataError(f"{path} is not a readable image: {err}") from None
 
 
@@ -83,7 +85,7 @@ def read_folder(
             except DataError as err:
                 if strict:
                     raise
-                warnings.warn(f"skipping {f}: {err}", DataWarning, stacklevel=2)
+                warnings.warn(f"skipped: {err}", DataWarning, stacklevel=2)
                 continue
             labels.append(label)
         if folder.is_dir() and len(images) == n_before:

@@ -50,7 +50,7 @@ def predict(
         except DataError as err:
             if strict:
                 raise
-            warnings.warn(f"skipping {path}: {err}", DataWarning, stacklevel=2)
+            warnings.warn(f"skipped: {err}", DataWarning, stacklevel=2)
             continue
         kept.append(path)
     if not images:

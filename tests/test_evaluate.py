@@ -1,0 +1,158 @@
+"""Evaluation metrics against scikit-learn, ensembles, and the train/evaluate/predict commands
+end to end on a generated dataset, with the bad-checkpoint and bad-image cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.metrics import accuracy_score, confusion_matrix, top_k_accuracy_score
+
+import cnnzoo
+from cnnzoo.checkpoint import save_checkpoint
+from cnnzoo.cli import main
+from cnnzoo.data import DataWarning, load_data
+from cnnzoo.train import evaluate_ensemble, metrics_from_probs, predict_probs
+from test_data import write_idx_dataset
+
+
+def test_metrics_match_sklearn():
+    g = torch.Generator().manual_seed(0)
+    probs = torch.rand(200, 7, generator=g).softmax(1)
+    labels = torch.randint(0, 7, (200,), generator=g)
+    m = metrics_from_probs(probs, labels)
+    assert m["accuracy"] == pytest.approx(accuracy_score(labels, probs.argmax(1)))
+    assert m["top5"] == pytest.approx(top_k_accuracy_score(labels, probs.numpy(), k=5))
+    cm = confusion_matrix(labels, probs.argmax(1), labels=range(7))
+    assert m["confusion"] == cm.tolist() and m["n"] == 200
+    per = cm.diagonal() / cm.sum(1)
+    assert list(m["per_class"].values()) == pytest.approx(per.tolist())
+    nll = -np.log(probs[torch.arange(200), labels].numpy()).mean()
+    assert m["loss"] == pytest.approx(nll, rel=1e-5)
+
+
+def test_ensemble_averages_probabilities():
+    bundle = load_data("digits", input_size=(1, 32, 32), limit=100)
+    models = [cnnzoo.create_model("lenet5").eval() for _ in range(3)]
+    probs = [predict_probs(m, bundle.test)[0] for m in models]
+    labels = bundle.test.labels
+    r = evaluate_ensemble(models, bundle.test)
+    mean = (probs[0] + probs[1] + probs[2]) / 3
+    assert r["accuracy"] == pytest.approx((mean.argmax(1) == labels).double().mean().item())
+    assert r["members"] == pytest.approx(
+        [(p.argmax(1) == labels).double().mean().item() for p in probs]
+    )
+
+
+# --- the commands ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two one-epoch LeNet-5 runs on a generated MNIST-layout dataset, through the CLI."""
+    root = tmp_path_factory.mktemp("cli")
+    write_idx_dataset(root / "idx", n_train=200, n_test=40)
+    out = []
+    for seed in (1, 2):
+        run = root / f"run{seed}"
+        argv = ["train", "lenet5", "--data", "mnist", "--data-dir", str(root / "idx"),
+                "--epochs", "1", "--batch-size", "16", "--lr", "0.05", "--seed", str(seed),
+                "--out", str(run), "--no-progress", "--no-tensorboard"]  # fmt: skip
+        assert main(argv) == 0
+        out.append(run)
+    return root, out
+
+
+def test_train_writes_the_run(runs):
+    _, (run, _) = runs
+    for name in ("last.pt", "best.pt", "metrics.csv", "curves.png"):
+        assert (run / name).is_file(), name
+    ckpt = cnnzoo.load_checkpoint(run / "last.pt")
+    assert ckpt["model"] == "lenet5" and ckpt["model_args"]["num_classes"] == 10
+    assert ckpt["data"]["spec"] == "mnist" and ckpt["preprocess"]["input_size"] == [1, 32, 32]
+
+
+def test_evaluate_json(runs, capsys):
+    root, (run, _) = runs
+    assert main(["evaluate", str(run), "--format", "json", "--out", str(root / "ev")]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "top5", "n", "per_class", "confusion"} <= r.keys()
+    assert r["n"] == 40 and sum(map(sum, r["confusion"])) == 40
+    assert (root / "ev" / "confusion.png").is_file()
+    # the same number as the library's evaluation of the rebuilt model
+    model, ckpt = cnnzoo.model_from_checkpoint(run / "best.pt")
+    bundle = load_data("mnist", data_dir=root / "idx", input_size=(1, 32, 32))
+    probs, labels = predict_probs(model, bundle.test)
+    assert r["accuracy"] == pytest.approx((probs.argmax(1) == labels).double().mean().item())
+
+
+def test_evaluate_ensemble_cli(runs, capsys):
+    _, (a, b) = runs
+    assert main(["evaluate", str(a), str(b), "--format", "json", "--no-plot"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert len(r["members"]) == 2 and r["n"] == 40
+
+
+def test_resume_cli_continues(runs, capsys):
+    root, (run, _) = runs
+    copy = root / "resumed"
+    copy.mkdir()
+    (copy / "last.pt").write_bytes((run / "last.pt").read_bytes())
+    assert main(["train", "--resume", str(copy), "--epochs", "2", "--no-progress",
+                 "--no-tensorboard", "--no-plots"]) == 0  # fmt: skip
+    assert cnnzoo.load_checkpoint(copy / "last.pt")["epoch"] == 2
+    assert len((copy / "metrics.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    assert main(["train", "--resume", str(copy), "--lr", "1"]) == 2
+    assert "only --epochs" in capsys.readouterr().err
+
+
+def test_predict_topk_with_class_names_and_skips_bad_file(runs, capsys, tmp_path):
+    _, (run, _) = runs
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (28, 28)).astype(np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    with pytest.warns(DataWarning, match=r"skipped: .*bad\.jpg is not a readable image"):
+        assert main(["predict", str(run), str(tmp_path), "--topk", "3", "--format", "json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert [p["path"].rsplit("/", 1)[1] for p in r] == ["0.png", "1.png"]
+    for p in r:
+        assert len(p["top"]) == 3 and all(name in "0123456789" for name, _ in p["top"])
+        probs = [v for _, v in p["top"]]
+        assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert main(["predict", str(run), str(tmp_path / "bad.jpg"), "--strict"]) == 2
+
+
+def bad_checkpoints(tmp_path, good):
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    state = tmp_path / "state_dict.pt"
+    torch.save(cnnzoo.create_model("lenet5").state_dict(), state)
+    wrong = tmp_path / "wrong_weights.pt"
+    save_checkpoint(wrong, "lenet5", {}, {"fc.weight": torch.zeros(3, 3)})
+    return {
+        truncated: "truncated, corrupt",
+        text: "not a readable checkpoint",
+        state: "not a cnnzoo checkpoint",
+        wrong: "does not fit LeNet5",
+    }
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_bad_checkpoints_one_line_exit_2(runs, tmp_path, capsys, command):
+    _, (run, _) = runs
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(img)
+    for path, msg in bad_checkpoints(tmp_path, run / "last.pt").items():
+        argv = [command, str(path)] + ([str(img)] if command == "predict" else [])
+        assert main(argv) == 2, path
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1 and str(path.name) in err, err
+    argv = [command, str(run), "--model", "resnet18"] + ([str(img)] if command == "predict" else [])
+    assert main(argv) == 2
+    assert "is for model 'lenet5', not 'resnet18'" in capsys.readouterr().err
