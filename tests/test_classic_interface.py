@@ -17,8 +17,10 @@ SMALLEST = {
     "vgg11_bn": 32, "vgg13_bn": 32, "vgg16_bn": 32, "vgg19_bn": 32,
     "nin": 39, "nin_cifar": 4,
 }  # fmt: skip
-# The bigger VGGs share VGG's code with vgg11(_bn); running their 130M+ weights costs seconds.
-HEAVY = {"vgg13", "vgg16", "vgg19", "vgg13_bn", "vgg16_bn", "vgg19_bn"}
+# The other VGGs share vgg11_bn's code (vgg11: the same without BN, whose forward pass
+# test_classic_vgg checks against torchvision); initialising and back-propagating their
+# 130M+ weights costs seconds each, so they run with the slow tests.
+HEAVY = {"vgg11", "vgg13", "vgg16", "vgg19", "vgg13_bn", "vgg16_bn", "vgg19_bn"}
 NAMES = [*SMALLEST, "alphago_policy"]
 
 

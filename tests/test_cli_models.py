@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from cnnzoo.cli import main
 
 
@@ -55,6 +57,7 @@ def test_unknown_model_one_line_with_suggestions(capsys):
     assert len(lines) == 1 and "alexnet" in lines[0]
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: seconds; main() is tested above
 def test_unknown_model_real_process_exits_2_without_traceback():
     proc = subprocess.run(
         [sys.executable, "-m", "cnnzoo", "show", "alexnett"], capture_output=True, text=True
