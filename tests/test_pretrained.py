@@ -6,6 +6,7 @@ cnnzoo model must give the same outputs on the same input.
 
 from __future__ import annotations
 
+import argparse
 import warnings
 from pathlib import Path
 
@@ -66,8 +67,10 @@ def lenet_pair():
         lambda sd: {"model": sd, "optimizer": {"lr": 0.1}},
         lambda sd: {"module." + k: v for k, v in sd.items()},  # saved from DistributedDataParallel
         lambda sd: {"state_dict": {"module." + k: v for k, v in sd.items()}},
+        # timm's train.py checkpoints keep their argparse arguments beside the weights
+        lambda sd: {"state_dict": sd, "args": argparse.Namespace(lr=0.1, model="x"), "epoch": 9},
     ],
-    ids=["bare", "state_dict", "model", "ddp_prefix", "wrapped_ddp"],
+    ids=["bare", "state_dict", "model", "ddp_prefix", "wrapped_ddp", "timm_train_checkpoint"],
 )
 def test_wrappers_and_prefixes_give_same_outputs(tmp_path, lenet_pair, wrap):
     peer, fresh = lenet_pair
@@ -119,7 +122,7 @@ def test_class_count_mismatch_drops_head(tmp_path, lenet_pair):
     with pytest.warns(UserWarning, match="10 classes in the file and 3 in the model"):
         result = cnnzoo.load_pretrained(model, path)
     assert result.dropped == ["fc.bias", "fc.weight"]
-    assert result.file_num_classes == 10
+    assert result.file_num_classes == 10 and result.loaded == 10 - 2
     assert "'fc'" in result.message and "untrained head" in result.message
     # The backbone is the peer's, the head is still the model's own.
     x = torch.randn(2, 1, 32, 32)
@@ -149,6 +152,19 @@ def test_headless_model_takes_backbone(tmp_path, lenet_pair):
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         assert same(model(x), peer.forward_head(peer.forward_features(x), pre_logits=True))
+
+
+def test_file_without_batchnorm_counters(tmp_path):
+    # Files from before PyTorch 0.4.1 have no num_batches_tracked; nothing computes with it.
+    peer = randomize_bn_stats(cnnzoo.create_model("mobilenet_v1_025")).eval()
+    sd = {k: v for k, v in peer.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert len(sd) < len(peer.state_dict())
+    torch.save(sd, tmp_path / "old.pth")
+    model = cnnzoo.create_model("mobilenet_v1_025").eval()
+    assert cnnzoo.load_pretrained(model, tmp_path / "old.pth").loaded == len(sd)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert same(model(x), peer(x))
 
 
 def test_other_architecture_names_key_and_shapes(tmp_path):

@@ -172,7 +172,10 @@ def classifier_prefix(model: nn.Module) -> str | None:
     get = getattr(model, "get_classifier", None)
     if get is None:
         return None
-    head = get()
+    try:
+        head = get()
+    except NotImplementedError:
+        return None
     return next((name for name, m in model.named_modules() if m is head and name), None)
 
 
@@ -241,6 +244,8 @@ def load_pretrained(
         )
         if num_classes_mismatch == "error":
             raise CheckpointError(f"{path}: classifier {prefix!r} {what}")
+    from_file = len([k for k in state_dict if k not in dropped])
+    if dropped:
         state_dict = {k: v for k, v in state_dict.items() if k not in dropped}
         for k in dropped:
             if k in own:
@@ -255,13 +260,12 @@ def load_pretrained(
     if message:  # warn only once the rest of the file has fitted the model
         warnings.warn(f"{path.name}: {message}", UserWarning, stacklevel=2)
     kind = f"a cnnzoo checkpoint of {ckpt['model']!r}" if ckpt is not None else SOURCES[source]
-    loaded = len(state_dict) - len([k for k in dropped if k in own])
-    summary = f"loaded {loaded} tensors from {path.name} ({file_format}; {kind})"
+    summary = f"loaded {from_file} tensors from {path.name} ({file_format}; {kind})"
     return LoadResult(
         path=str(path),
         source=source,
         file_format=file_format,
-        loaded=loaded,
+        loaded=from_file,
         dropped=sorted(dropped),
         file_num_classes=file_nc,
         message=f"{summary}; {message}" if message else summary,
