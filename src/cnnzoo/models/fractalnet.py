@@ -27,14 +27,18 @@ from ._base import ZooModel
 
 
 class FractalConv(nn.Sequential):
-    """3x3 conv -> BatchNorm -> ReLU, then dropout at the block's rate (0 in eval mode)."""
+    """3x3 conv -> dropout at the block's rate -> BatchNorm -> ReLU.
+
+    The paper does not say where dropout goes; the authors' Caffe model (as its re-implementers
+    report) puts it right after every convolution, and so does cnnzoo.
+    """
 
     def __init__(self, in_chs: int, out_chs: int, drop_rate: float = 0.0) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_chs, out_chs, 3, padding=1, bias=False)  # BN's shift is the bias
+        self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.bn = nn.BatchNorm2d(out_chs)
         self.act = nn.ReLU(inplace=True)
-        self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
 
 
 def join_schedule(num_columns: int) -> list[tuple[int, ...]]:
