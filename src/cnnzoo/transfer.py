@@ -311,13 +311,14 @@ def _set_module(model: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def param_groups(
-    model: nn.Module, lr: float, backbone_lr_scale: float = 0.1
+    model: nn.Module, lr: float | None = None, backbone_lr_scale: float = 0.1
 ) -> list[dict[str, object]]:
     """Optimizer groups: the head at ``lr``, the unfrozen rest at ``lr * backbone_lr_scale``.
 
     Pretrained layers need only small corrections while the new head starts from random weights,
-    hence the lower rate on the backbone. Frozen parameters are left out; a group with no
-    parameters is left out.
+    hence the lower rate on the backbone. With ``lr=None`` the groups carry ``lr_mult`` (1 and
+    ``backbone_lr_scale``) instead, which ``cnnzoo.train.fit`` multiplies by its configured rate.
+    Frozen parameters are left out; a group with no parameters is left out.
     """
     if backbone_lr_scale < 0.0:
         raise ValueError(f"backbone_lr_scale must be >= 0, got {backbone_lr_scale}")
@@ -328,9 +329,12 @@ def param_groups(
             continue
         seen.add(id(p))
         (head if id(p) in head_ids else backbone).append(p)
-    groups = [{"name": "head", "params": head, "lr": lr}]
-    if backbone:
-        groups.append({"name": "backbone", "params": backbone, "lr": lr * backbone_lr_scale})
+    key = "lr_mult" if lr is None else "lr"
+    base = 1.0 if lr is None else lr
+    groups = [
+        {"name": "head", "params": head, key: base},
+        {"name": "backbone", "params": backbone, key: base * backbone_lr_scale},
+    ]
     return [g for g in groups if g["params"]]
 
 
@@ -412,3 +416,107 @@ def linear_probe(
         head.weight.copy_(coef.to(head.weight.dtype))
         head.bias.copy_(bias.to(head.bias.dtype))
     return result
+
+
+# ---------------------------------------------------------------------------------- fine-tuning
+
+
+def subsample_per_class(dataset, per_class: int, seed: int = 0):
+    """A copy of a cnnzoo dataset (one with ``labels`` and ``subset``) keeping ``per_class``
+    random images of each class (all of a class that has fewer): the few-labels setting."""
+    if per_class < 1:
+        raise CnnzooError(f"images per class must be positive, got {per_class}")
+    g = torch.Generator().manual_seed(seed)
+    keep = []
+    for c in torch.unique(dataset.labels):
+        rows = torch.nonzero(dataset.labels == c).flatten()
+        keep.append(rows[torch.randperm(len(rows), generator=g)[:per_class]])
+    return dataset.subset(torch.cat(keep).sort().values)
+
+
+def finetune(
+    model: nn.Module,
+    bundle,
+    config,
+    out_dir,
+    *,
+    model_name: str,
+    model_args: dict,
+    freeze_mode: str = "backbone",
+    backbone_lr_scale: float = 0.1,
+    probe: bool | None = None,
+    data_args: dict | None = None,
+) -> dict:
+    """Fine-tune ``model`` on ``bundle`` (a ``cnnzoo.data.DataBundle``) and write checkpoints.
+
+    The head is replaced for the bundle's classes (``reset_classifier``), ``freeze_mode`` is
+    applied (``freeze``), and then either
+
+    - a linear probe (``freeze_mode="backbone"`` and ``probe`` not False): the frozen backbone's
+      features of the training and validation images are computed once, the head is fitted on
+      them by ``linear_probe``, and the whole model is saved as ``best.pt`` and ``last.pt``;
+    - or ``cnnzoo.train.fit`` with ``config``: the head at ``config.lr``, unfrozen backbone
+      layers at ``config.lr * backbone_lr_scale``, frozen ones never touched.
+
+    ``model_args`` is updated with the new ``num_classes`` (the checkpoints rebuild the model).
+    Returns ``fit``'s result dict (``best_val_acc``, ``best``, ...), with ``"freeze"`` (the
+    ``FreezeSummary``) and, for a probe, ``"probe"`` (the ``ProbeResult``).
+    """
+    from pathlib import Path
+
+    from .checkpoint import save_checkpoint
+    from .data import make_loader
+    from .train import evaluate, fit
+    from .train.distributed import resolve_device
+
+    model.reset_classifier(bundle.num_classes)
+    model_args = {**model_args, "num_classes": bundle.num_classes}
+    summary = freeze(model, freeze_mode)
+    if probe is None:
+        probe = freeze_mode == "backbone"
+    if probe and freeze_mode != "backbone":
+        raise CnnzooError(f"a linear probe needs --freeze backbone, got {freeze_mode!r}")
+    meta = {
+        "classes": list(bundle.classes),
+        "preprocess": dict(bundle.preprocess),
+        "config": config.to_dict(),
+        "data": dict(data_args or {}),
+        "finetune": {"freeze": freeze_mode, "backbone_lr_scale": backbone_lr_scale,
+                     "probe": bool(probe)},
+    }  # fmt: skip
+    if not probe:
+        result = fit(
+            model, bundle, config, out_dir, model_name=model_name, model_args=model_args,
+            param_groups=param_groups(model, None, backbone_lr_scale), data_args=data_args,
+        )  # fmt: skip
+        # fit writes the training metadata; record how the model was fine-tuned beside it.
+        from .checkpoint import atomic_save, load_checkpoint
+
+        for name in ("last.pt", "best.pt"):
+            path = Path(out_dir) / name
+            if path.is_file():
+                atomic_save({**load_checkpoint(path), "finetune": meta["finetune"]}, path)
+        return {**result, "freeze": summary, "model_args": model_args}
+    device = resolve_device(config.device)
+    model.to(device)
+    train = bundle.train.subset(torch.arange(len(bundle.train)), augment="none")
+    bs = config.eval_batch_size
+    xtr, ytr = extract_features(model, make_loader(train, bs), progress=config.progress)
+    xva, yva = extract_features(model, make_loader(bundle.val, bs), progress=config.progress)
+    result = linear_probe(model, xtr, ytr, xva, yva)
+    val = evaluate(model, bundle.val, bundle.classes, device, bs)
+    out = Path(out_dir)
+    metrics = {"train_acc": result.train_accuracy, "val_acc": val["accuracy"],
+               "val_top5": val["top5"], "val_loss": val["loss"], "C": result.C}  # fmt: skip
+    for name in ("last.pt", "best.pt"):
+        save_checkpoint(out / name, model_name, model_args, model.state_dict(), **meta,
+                        metrics=metrics, best_val_acc=val["accuracy"])  # fmt: skip
+    return {
+        "best_val_acc": val["accuracy"],
+        "best": str(out / "best.pt"),
+        "last": str(out / "last.pt"),
+        "history": [metrics],
+        "freeze": summary,
+        "probe": result,
+        "model_args": model_args,
+    }

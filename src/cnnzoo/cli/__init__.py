@@ -24,6 +24,7 @@ COMMANDS = [
     "export",
     "neighbors",
     "viz",
+    "finetune",
 ]
 
 

@@ -1,0 +1,70 @@
+"""Fine-tuning through the real training loop and the linear probe, end to end on sklearn's digits
+(bundled, no download): what is frozen stays bit-identical, the checkpoint rebuilds the model."""
+
+import pytest
+import torch
+
+import cnnzoo
+from cnnzoo.cli import main
+from cnnzoo.data import load_data
+from cnnzoo.train import TrainConfig, evaluate
+from cnnzoo.transfer import finetune, subsample_per_class
+
+QUIET = dict(progress=False, tensorboard=False, plots=False, device="cpu")
+
+
+def test_finetune_until_layer3_through_fit(tmp_path):
+    bundle = load_data("digits", input_size=(3, 32, 32), limit=48)
+    model = cnnzoo.create_model("resnet20", num_classes=7)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    config = TrainConfig(epochs=1, batch_size=16, lr=0.05, **QUIET)
+    result = finetune(model, bundle, config, tmp_path, model_name="resnet20",
+                      model_args={"num_classes": 7}, freeze_mode="until:layer3",
+                      backbone_lr_scale=0.1)  # fmt: skip
+    assert result["model_args"]["num_classes"] == 10  # the head was reset for digits' classes
+    rebuilt, ckpt = cnnzoo.model_from_checkpoint(result["last"])
+    after = rebuilt.state_dict()
+    for key, value in before.items():
+        if key.startswith(("conv1.", "bn1.", "layer1.", "layer2.")):
+            assert torch.equal(after[key], value), key  # weights and BN statistics
+        elif key.startswith("layer3.") and key.endswith("weight"):
+            assert not torch.equal(after[key], value), key
+    assert after["fc.weight"].shape == (10, 64)
+    assert ckpt["finetune"]["freeze"] == "until:layer3"
+
+
+def test_linear_probe_checkpoint_reproduces_its_accuracy(tmp_path):
+    bundle = load_data("digits", input_size=(1, 32, 32), limit=300)
+    model = cnnzoo.create_model("lenet5", num_classes=4)  # a "pretrained" net with another head
+    backbone = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    result = finetune(model, bundle, TrainConfig(**QUIET), tmp_path, model_name="lenet5",
+                      model_args={"num_classes": 4})  # fmt: skip
+    assert "probe" in result
+    rebuilt, _ = cnnzoo.model_from_checkpoint(result["best"])
+    for key, value in backbone.items():
+        assert torch.equal(rebuilt.state_dict()[key], value), key
+    again = evaluate(rebuilt, bundle.val, bundle.classes, "cpu")["accuracy"]
+    assert again == pytest.approx(result["best_val_acc"])
+    assert again > 0.5  # random LeNet features of digits are linearly separable enough (chance 0.1)
+
+
+def test_subsample_per_class():
+    bundle = load_data("digits", input_size=(1, 32, 32))
+    small = subsample_per_class(bundle.train, 5, seed=1)
+    assert torch.bincount(small.labels).tolist() == [5] * 10
+
+
+def test_cli_finetune_errors(tmp_path, capsys):
+    model = cnnzoo.create_model("lenet5")
+    ckpt = tmp_path / "c.pt"
+    cnnzoo.save_checkpoint(ckpt, "lenet5", {}, model.state_dict())
+    cases = [
+        (["finetune", "lenet5", "--data", "digits"], "is not a file"),
+        (["finetune", str(ckpt), "--data", "digits", "--freeze", "head"], "unknown freeze mode"),
+        (["finetune", str(ckpt), "--data", "digits", "--augment", "flip"], "linear probe"),
+        (["finetune", str(ckpt), "--model", "resnet20", "--data", "digits"], "not 'resnet20'"),
+    ]
+    for argv, message in cases:
+        assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
