@@ -246,6 +246,13 @@ class GoogLeNet(ZooModel):
             raise
         return GoogLeNetOutputs(logits, aux2, aux1) if with_aux else logits
 
+    def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A torchvision state_dict for this model: without aux heads here, theirs are dropped
+        (torchvision's weight file carries them; torchvision drops them too)."""
+        if self.aux_logits:
+            return state_dict
+        return {k: v for k, v in state_dict.items() if not k.startswith(("aux1.", "aux2."))}
+
     def get_classifier(self) -> nn.Module:
         return self.fc
 

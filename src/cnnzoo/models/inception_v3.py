@@ -287,6 +287,13 @@ class InceptionV3(ZooModel):
             raise
         return InceptionOutputs(logits, aux) if with_aux else logits
 
+    def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A torchvision/timm state_dict for this model: without an aux head here, its
+        ``AuxLogits`` weights are dropped (torchvision's weight file carries them)."""
+        if self.aux_logits:
+            return state_dict
+        return {k: v for k, v in state_dict.items() if not k.startswith("AuxLogits.")}
+
     def get_classifier(self) -> nn.Module:
         return self.fc
 
