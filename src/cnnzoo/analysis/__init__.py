@@ -96,6 +96,7 @@ def _build_report(
         grad_bytes=memory.grad_bytes,
         optimizer_bytes=memory.optimizer_bytes,
         unused_params=trace.unused_params,
+        notes=_notes(model, trace, memory),
     )
     return Report(
         model=name or type(model).__name__,
@@ -105,6 +106,28 @@ def _build_report(
         total=totals,
         dtype=str(dtype).replace("torch.", ""),
     )
+
+
+def _notes(model: nn.Module, trace: Trace, memory: TrainingMemory) -> list[str]:
+    notes = []
+    if trace.unused_params:
+        # Group by module (``aux1``, ``aux2``): typically heads that run only in training.
+        sizes = dict(model.named_parameters())
+        groups: dict[str, int] = {}
+        for n in trace.unused_params:
+            key = n.rsplit(".", 1)[0].split(".")[0] if "." in n else n
+            groups[key] = groups.get(key, 0) + sizes[n].numel()
+        where = ", ".join(f"{k} ({v:,})" for k, v in groups.items())
+        notes.append(
+            f"Parameters not used by the evaluation-mode forward (counted in the totals, on no "
+            f"row): {where}"
+        )
+    if memory.extrapolated:
+        notes.append(
+            "A batch of 1 cannot train this model (batch norm over a single value per channel); "
+            "its autograd memory is extrapolated from batches of 2 and 3."
+        )
+    return notes
 
 
 def _layer(r: Row, hw: tuple[int, ...], batch: int) -> LayerStats:

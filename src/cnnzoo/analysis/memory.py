@@ -26,6 +26,7 @@ class TrainingMemory:
     weight_bytes: int  # parameters (trainable and frozen) and buffers
     grad_bytes: int  # one gradient per trainable parameter
     optimizer_bytes: int  # SGD with momentum: one buffer per trainable parameter
+    extrapolated: bool = False  # batch 1 cannot train (batch norm on 1x1): from batches 2 and 3
 
     @property
     def total(self) -> int:
@@ -58,17 +59,36 @@ def saved_storages(run, exclude: set[int]) -> dict[int, int]:
 def training_memory(
     model: nn.Module, x_shape: tuple[int, ...], dtype: torch.dtype
 ) -> TrainingMemory:
-    """Bytes a training step holds for a batch of ``x_shape`` with SGD with momentum."""
+    """Bytes a training step holds for a batch of ``x_shape`` with SGD with momentum.
+
+    A model that cannot run a training step on one sample (batch norm over a 1x1 map needs more
+    than one value per channel) gets the autograd term extrapolated from batches of 2 and 3: it is
+    affine in the batch size (per-sample activations plus per-channel statistics).
+    """
     state, _ = meta_state(model)
-    x = torch.empty(x_shape, dtype=dtype, device="meta")
     exclude = {storage_key(t) for t in state.values()}
-    with temporarily_training(model, True), torch.enable_grad():
-        saved = saved_storages(lambda: functional_call(model, state, (x,)), exclude)
+    extrapolated = False
+    try:
+        saved = _saved_bytes(model, state, x_shape, dtype, exclude)
+    except ValueError as err:
+        if x_shape[0] != 1 or "more than 1 value per channel" not in str(err):
+            raise
+        two = _saved_bytes(model, state, (2, *x_shape[1:]), dtype, exclude)
+        three = _saved_bytes(model, state, (3, *x_shape[1:]), dtype, exclude)
+        saved, extrapolated = max(2 * two - three, 0), True
     weight = sum(t.numel() * t.element_size() for t in state.values())
     trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     return TrainingMemory(
-        saved_bytes=sum(saved.values()),
+        saved_bytes=saved,
         weight_bytes=weight,
         grad_bytes=trainable,
         optimizer_bytes=trainable,
+        extrapolated=extrapolated,
     )
+
+
+def _saved_bytes(model, state, x_shape, dtype, exclude) -> int:
+    x = torch.empty(x_shape, dtype=dtype, device="meta")
+    with temporarily_training(model, True), torch.enable_grad():
+        saved = saved_storages(lambda: functional_call(model, state, (x,)), exclude)
+    return sum(saved.values())

@@ -51,6 +51,7 @@ class Totals:
     grad_bytes: int = 0  # gradients of the trainable parameters
     optimizer_bytes: int = 0  # one momentum buffer per trainable parameter
     unused_params: list[str] = field(default_factory=list)  # parameters the forward never used
+    notes: list[str] = field(default_factory=list)  # caveats, printed under the totals
 
 
 @dataclass
@@ -191,8 +192,7 @@ class Report:
         if t.uncounted:
             ops = ", ".join(f"{k} x{v}" for k, v in sorted(t.uncounted.items()))
             lines.append(f"Not counted in MACs (0 by convention): {ops}")
-        if t.unused_params:
-            lines.append(f"Parameters the forward never used: {', '.join(t.unused_params)}")
+        lines += t.notes
         return lines
 
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 from torch.nn.modules import module as module_hooks
@@ -79,6 +80,10 @@ def temporarily_training(model: nn.Module, mode: bool) -> Iterator[None]:
     finally:
         for m, flag in flags:
             m.training = flag
+
+
+# Normalisations whose output has their input's shape (evaluated on shapes only in the pass).
+_SAME_SHAPE = {F.batch_norm, F.instance_norm, F.group_norm, F.layer_norm}
 
 
 def _tensors(obj) -> list[torch.Tensor]:
@@ -158,7 +163,11 @@ class _Recorder(TorchFunctionMode):
     # --- ops ---
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        if func in _SAME_SHAPE and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            # PyTorch's meta batch norm is a slow Python decomposition; the shape is all we need.
+            out = torch.empty_like(args[0])
+        else:
+            out = func(*args, **kwargs)
         if not self.stack:  # outside the model (functional_call's own bookkeeping)
             return out
         name = op_name(func)
