@@ -111,3 +111,20 @@ def test_vgg_too_small_names_last_pool():
     model = cnnzoo.create_model("vgg11", device="meta")
     with pytest.raises(cnnzoo.InputTooSmallError, match=r"'features\.20' \(MaxPool2d\).*32x32"):
         model(torch.empty(1, 3, 31, 31, device="meta"))
+
+
+def test_timm_state_dict_maps_onto_ours():
+    # timm's VGG writes FC6/FC7 as 7x7 and 1x1 convolutions; the model's adapt_state_dict (which
+    # cnnzoo.pretrained.load_pretrained applies to a timm weight file) maps them onto our names.
+    import timm
+
+    peer = timm.create_model("vgg11_bn", pretrained=False)
+    randomise_bn_(peer)
+    peer.eval()
+    ours = cnnzoo.create_model("vgg11_bn", device="meta").eval()
+    mapped = ours.adapt_state_dict(peer.state_dict())
+    assert mapped["classifier.0.weight"].shape == (4096, 512 * 7 * 7)
+    ours.load_state_dict(mapped, strict=True, assign=True)
+    x = torch.randn(1, 3, 64, 64)  # timm's head pools small maps up to 7x7, as ours does
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), peer(x), rtol=1e-4, atol=1e-5)

@@ -96,6 +96,31 @@ class VGG(ZooModel):
     def get_classifier(self) -> nn.Module:
         return self.classifier[-1]
 
+    def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Map a timm VGG state_dict onto these (torchvision's) names; others pass unchanged.
+
+        timm writes FC6 and FC7 as convolutions (``pre_logits.fc1``: 4096 x 512 x 7 x 7,
+        ``pre_logits.fc2``: 4096 x 4096 x 1 x 1) and FC8 as ``head.fc``. A 7x7 convolution over
+        the 7x7 map is FC6 with its weight flattened in the same (C, H, W) order. The outputs
+        agree for inputs up to 224x224; above it timm's head slides FC6 over the larger map and
+        averages, while this model pools the map to 7x7 first.
+        """
+        renames = {
+            "pre_logits.fc1.": "classifier.0.",
+            "pre_logits.fc2.": "classifier.3.",
+            "head.fc.": "classifier.6.",
+        }
+        out: dict[str, torch.Tensor] = {}
+        for key, value in state_dict.items():
+            for old, new in renames.items():
+                if key.startswith(old):
+                    key = new + key[len(old) :]
+                    if value.dim() == 4:  # conv weight -> linear weight
+                        value = value.flatten(1)
+                    break
+            out[key] = value
+        return out
+
     def reset_classifier(self, num_classes: int) -> None:
         if num_classes < 0:
             raise ValueError(f"num_classes must be >= 0, got {num_classes}")
