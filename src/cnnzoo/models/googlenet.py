@@ -269,5 +269,5 @@ class GoogLeNet(ZooModel):
 
 @register_model
 def googlenet(**kwargs) -> GoogLeNet:
-    """GoogLeNet (Szegedy et al. 2014, Going deeper with convolutions), torchvision's layout."""
+    """GoogLeNet (Szegedy et al. 2014, Going deeper with convolutions); 6.6M without aux heads."""
     return GoogLeNet(**kwargs)

@@ -309,5 +309,5 @@ class InceptionV3(ZooModel):
 
 @register_model(input_size=(3, 299, 299))
 def inception_v3(**kwargs) -> InceptionV3:
-    """Inception v3 (Szegedy et al. 2015, Rethinking the Inception Architecture), torchvision's."""
+    """Inception v3 (Szegedy et al. 2015, Rethinking the Inception...); 23.8M without aux head."""
     return InceptionV3(**kwargs)
