@@ -244,3 +244,18 @@ def test_interface_forward_backward_no_nans():
         FractalNet(channels=(4, 8), drop_rates=(0.1,))
     with pytest.raises(ValueError, match="num_columns"):
         FractalNet(num_columns=0)
+
+
+@pytest.mark.slow
+def test_full_size_fractalnet20_trains_one_step():
+    model = cnnzoo.create_model("fractalnet20", num_classes=100).train()
+    x, y = torch.randn(2, 3, 32, 32), torch.tensor([3, 97])
+    opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    assert torch.isfinite(loss) and abs(loss.item() - torch.log(torch.tensor(100.0))) < 3
+    opt.step()
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (2, 100) and torch.isfinite(out).all()
