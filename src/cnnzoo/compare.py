@@ -167,7 +167,8 @@ class Comparison:
         align = {"name": ":--", "input": ":--", "ilsvrc": ":--"}
         out.append("|" + "|".join(align.get(k, "--:") for _, k in _COLUMNS) + "|")
         out += ["| " + " | ".join(c[k] for _, k in _COLUMNS) + " |" for c in cells]
-        return "\n".join(out + [""] + [f"- {n}" for n in self.footnotes()])
+        out += [""] + [f"- {n}" for n in self.footnotes()]
+        return "\n".join(out).replace("*", "\\*")  # a literal star, not emphasis
 
     def to_dicts(self) -> list[dict]:
         """One dictionary per model, every number exact (counts, bytes, percent)."""
