@@ -9,8 +9,12 @@ from torch import nn
 import cnnzoo
 from cnnzoo.models.resnet_cifar import CifarBasicBlock, CifarResNet, WideBasicBlock, WideResNet
 
-CIFAR_NAMES = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet110_sd",
-               "plain20", "plain32", "plain44", "plain56", "plain110", "wrn28_10"]  # fmt: skip
+# in the fast run resnet110_sd stands for the other two 110-layer nets (same class, same depth)
+SLOW = pytest.mark.slow
+CIFAR_NAMES = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110_sd",
+               "plain20", "plain32", "plain44", "plain56", "wrn28_10",
+               pytest.param("resnet110", marks=SLOW),
+               pytest.param("plain110", marks=SLOW)]  # fmt: skip
 
 
 def n_params(model: nn.Module) -> int:
@@ -228,5 +232,14 @@ def test_interface_forward_backward(name):
         assert model.get_classifier().out_features == 100 and model(x).shape == (2, 100)
         model.reset_classifier(0)
         torch.testing.assert_close(model(x), pooled)
-        grey = cnnzoo.create_model(name, num_classes=0, in_chans=1).eval()
-        assert grey(torch.randn(1, 1, 24, 24)).shape == (1, model.num_features)
+
+
+@pytest.mark.parametrize("name", ["resnet20", "plain20"])
+def test_grey_input_without_head(name):
+    model = cnnzoo.create_model(name, num_classes=0, in_chans=1).eval()
+    assert model.conv1.in_channels == 1 and isinstance(model.get_classifier(), nn.Identity)
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, 24, 24)).shape == (1, model.num_features)
+    wide = WideResNet(10, 2, num_classes=0, in_chans=1).eval()
+    with torch.no_grad():
+        assert wide(torch.randn(1, 1, 24, 24)).shape == (1, 128)
