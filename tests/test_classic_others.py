@@ -34,7 +34,7 @@ def test_zfnet_parameters_by_hand():
 
 
 def test_zfnet_paper_sizes():
-    # Zeiler & Fergus 2013, Fig. 3: 224 -> 110 -> 55 -> 26 -> 13 -> ... -> 6.
+    # Zeiler & Fergus 2013, architecture figure: 224 -> 110 -> 55 -> 26 -> 13 -> ... -> 6.
     model = cnnzoo.create_model("zfnet", device="meta")
     layers = [m for m in model.features if not isinstance(m, nn.ReLU)]
     assert volumes(layers, torch.empty(1, 3, 224, 224, device="meta")) == [
