@@ -111,6 +111,9 @@ def test_cnnzoo_checkpoint_is_recognised(tmp_path, lenet_pair):
     x = torch.randn(1, 1, 32, 32)
     with torch.no_grad():
         assert same(fresh(x), peer(x))
+    other = cnnzoo.create_model("mobilenet_v1_025")
+    with pytest.raises(cnnzoo.CheckpointError, match="a cnnzoo checkpoint of 'lenet5'"):
+        cnnzoo.load_pretrained(other, path)
 
 
 def test_class_count_mismatch_drops_head(tmp_path, lenet_pair):

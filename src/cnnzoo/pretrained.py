@@ -254,7 +254,9 @@ def load_pretrained(
         if k.endswith("num_batches_tracked") and k not in state_dict:
             state_dict[k] = v
     hint = ""
-    if source != "cnnzoo" and getattr(model, "adapt_state_dict", None) is None:
+    if ckpt is not None:
+        hint = f" (a cnnzoo checkpoint of {ckpt.get('model')!r})"
+    elif getattr(model, "adapt_state_dict", None) is None:
         hint = " (keys taken as they are; the model defines no adapt_state_dict)"
     load_state_dict_checked(model, state_dict, source=f"{path.name}{hint}")
     if message:  # warn only once the rest of the file has fitted the model
