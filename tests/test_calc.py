@@ -259,3 +259,52 @@ def test_cli_rf_stack_separable_inception(capsys):
     data = json.loads(capsys.readouterr().out)
     assert (data["naive_depth"], data["bottleneck_macs"]) == (672, 271_351_808)
     assert cli("calc rf 3x3") == 2
+
+
+# ---------------------------------------------------------------- against PyTorch's own layers
+
+
+@pytest.mark.parametrize(
+    "size, c_in, filters, kernel, stride, pad, groups, dilation",
+    [
+        (227, 3, 96, 11, 4, 0, 1, 1),
+        (224, 3, 96, 11, 4, 0, 1, 1),  # does not divide: PyTorch floors
+        (31, 5, 8, 3, 2, 1, 1, 1),
+        (27, 96, 256, 5, 1, 2, 2, 1),  # AlexNet's grouped conv2
+        (20, 6, 12, 3, 3, 0, 3, 2),
+    ],
+)
+def test_conv_matches_torch_conv2d(size, c_in, filters, kernel, stride, pad, groups, dilation):
+    torch = pytest.importorskip("torch")
+    conv = torch.nn.Conv2d(c_in, filters, kernel, stride, pad, dilation, groups, device="meta")
+    out = conv(torch.empty(1, c_in, size, size, device="meta"))
+    r = calc.conv_output(
+        (size, size, c_in), filters, kernel, stride, pad, groups=groups, dilation=dilation,
+        floor=True,
+    )  # fmt: skip
+    assert r.output == (out.shape[2], out.shape[3], out.shape[1])
+    assert r.params == sum(p.numel() for p in conv.parameters())
+    assert r.macs == out.numel() * conv.weight[0].numel()  # each output: one filter's weights
+
+
+def test_separable_and_stack_match_torch_layers():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    with torch.device("meta"):
+        std = nn.Conv2d(32, 64, 3, bias=False)
+        dw = nn.Conv2d(32, 32, 3, groups=32, bias=False)
+        pw = nn.Conv2d(32, 64, 1, bias=False)
+        three = nn.Sequential(*(nn.Conv2d(64, 64, 3) for _ in range(3)))
+        seven = nn.Conv2d(64, 64, 7)
+
+    def count(m):
+        return sum(p.numel() for p in m.parameters())
+
+    r = calc.separable_conv(32, 64, 3)
+    assert (r.standard_params, r.depthwise_params, r.pointwise_params) == (
+        count(std),
+        count(dw),
+        count(pw),
+    )
+    s = calc.stack_vs_single(64)
+    assert (s.stack_params, s.single_params) == (count(three), count(seven))

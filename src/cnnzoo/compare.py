@@ -177,6 +177,7 @@ class Comparison:
             d = asdict(r)
             d["input_size"] = list(r.input_size)
             d["flops"] = r.flops
+            d["inference_params"] = r.inference_params
             out.append(d)
         return out
 
