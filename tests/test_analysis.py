@@ -128,6 +128,22 @@ def test_macs_match_published_figures(name, gmacs):
     assert report.total.params == sum(p.numel() for p in model.parameters())
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["alexnet", "googlenet", "inception_v3", "mobilenet_v2", "densenet121", "vit_b_16"],
+)
+def test_macs_match_torchvision_published_ops(name):
+    """torchvision's weight metadata carries each model's published GFLOPS (which are MACs)."""
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    size = weights.transforms().crop_size[0]
+    kwargs = {"init_weights": False} if name in ("googlenet", "inception_v3") else {}
+    with torch.device("meta"):
+        model = getattr(torchvision.models, name)(**kwargs)
+    report = analyze(model, (3, size, size))
+    published = weights.meta["_ops"]
+    assert abs(report.total.macs / 1e9 - published) / published < 0.01
+
+
 def test_zoo_resnet50_matches_torchvision():
     with torch.device("meta"):
         tv = torchvision.models.resnet50()

@@ -74,3 +74,33 @@ def test_autograd_term_matches_real_autograd_224(name):
     estimate = analyze(model, (3, 224, 224), batch_size=2).total.saved_bytes
     real = autograd_saved_bytes(model, (2, 3, 224, 224))
     assert abs(estimate - real) / real < 0.15
+
+
+def test_batch_of_one_that_cannot_train_is_extrapolated():
+    """Batch norm over a 1x1 map cannot train on one sample; the autograd term for batch 1 is
+    then extrapolated from batches 2 and 3, and matches the same extrapolation of real autograd."""
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.AdaptiveAvgPool2d(1),
+        nn.BatchNorm2d(4),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
+    report = analyze(model, (3, 8, 8), batch_size=1)
+    assert any("extrapolated" in note for note in report.total.notes)
+    real = 2 * autograd_saved_bytes(model, (2, 3, 8, 8)) - autograd_saved_bytes(model, (3, 3, 8, 8))
+    assert report.total.saved_bytes == real
+
+
+@pytest.mark.slow
+def test_every_zoo_model_analyses_and_its_rows_add_up():
+    for name in cnnzoo.list_models():
+        info = cnnzoo.get_model_info(name)
+        model = cnnzoo.create_model(name, device="meta")
+        report = analyze(model, info.input_size, name=name)
+        unused = sum(
+            p.numel() for n, p in model.named_parameters() if n in report.total.unused_params
+        )
+        assert sum(r.params for r in report.layers) + unused == report.total.params, name
+        assert report.total.params == sum(p.numel() for p in model.parameters()), name
+        assert report.total.macs > 0 and report.total.training_bytes > report.total.weight_bytes

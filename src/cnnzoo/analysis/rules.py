@@ -58,7 +58,10 @@ ADAPTIVE_POOL_OPS = _ops(
     "adaptive_max_pool2d_with_indices adaptive_max_pool3d_with_indices"
 )
 REDUCE_OPS = _ops("mean sum amax amin max min std var logsumexp prod nanmean nansum norm")
-MATMUL_OPS = _ops("matmul mm bmm addmm baddbmm addbmm linear bilinear einsum")
+MATMUL_OPS = _ops(
+    "matmul mm bmm addmm baddbmm addbmm linear bilinear einsum scaled_dot_product_attention "
+    "multi_head_attention_forward"
+)
 
 # Python operator names -> the torch op they call (in-place forms keep a trailing underscore).
 _DUNDER = {
@@ -152,7 +155,43 @@ def count_macs(name: str, args: Sequence, kwargs: dict, out: torch.Tensor | None
         if op == "addbmm":  # sums over the batch as well
             return out.numel() * a.shape[-1] * a.shape[0]
         return out.numel() * a.shape[-1]
+    if op == "scaled_dot_product_attention":
+        q, k, v = args[0], arg(args, kwargs, 1, "key"), arg(args, kwargs, 2, "value")
+        # softmax(Q K^T) V: L*S*E products for the scores, L*S*Ev for the weighted sum
+        return math.prod(q.shape[:-2]) * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+    if op == "multi_head_attention_forward":
+        return _mha_macs(args, kwargs)
+    if op == "einsum":
+        return _einsum_macs(args)
     return None
+
+
+def _mha_macs(args: Sequence, kwargs: dict) -> int:
+    """``F.multi_head_attention_forward`` on (L, N, E) queries and (S, N, E) keys/values:
+    input projections, scores, weighted sum, output projection."""
+    q, k = args[0], args[1]
+    e = q.shape[-1]
+    n = q.shape[1] if q.dim() == 3 else 1
+    lq, s = q.shape[0], k.shape[0]
+    proj = lq * n * e * e + 2 * s * n * k.shape[-1] * e  # Q, K, V projections
+    attn = 2 * n * lq * s * e  # Q K^T and the weighted sum of V, over all heads
+    out = lq * n * e * e  # output projection
+    return proj + attn + out
+
+
+def _einsum_macs(args: Sequence) -> int | None:
+    """A two-operand ``einsum``: one MAC per combination of all its indices."""
+    equation, ops = args[0], args[1:]
+    if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
+        ops = tuple(ops[0])
+    if not isinstance(equation, str) or len(ops) != 2 or "..." in equation:
+        return None
+    inputs = equation.replace(" ", "").split("->")[0].split(",")
+    sizes: dict[str, int] = {}
+    for letters, t in zip(inputs, ops, strict=False):
+        for letter, size in zip(letters, t.shape, strict=False):
+            sizes[letter] = size
+    return math.prod(sizes.values())
 
 
 def param_formula(shapes: list[tuple[str, tuple[int, ...]]]) -> str:
