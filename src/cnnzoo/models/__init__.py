@@ -5,6 +5,7 @@ from . import alphago  # noqa: F401
 from . import fractalnet  # noqa: F401
 from . import googlenet  # noqa: F401
 from . import inception  # noqa: F401
+from . import inception_resnet_v2  # noqa: F401
 from . import inception_v3  # noqa: F401
 from . import inception_v4  # noqa: F401
 from . import lenet  # noqa: F401

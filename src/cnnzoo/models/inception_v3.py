@@ -20,8 +20,8 @@ from ._base import ZooModel, check_input, raise_if_too_small
 from .googlenet import conv_bn, transform_input_
 from .layers import he_init_
 
-# Weight of the auxiliary head's loss: the paper gives none; 0.4 is TF-slim's (the reference
-# implementation of the paper's authors) and what torchvision's weights were trained with.
+# Weight of the auxiliary head's loss: the paper gives none; 0.4 is TF-slim's (the paper's
+# authors' reference implementation, train_image_classifier.py).
 INCEPTION_V3_AUX_WEIGHT = 0.4
 
 # What Inception v3 returns in training mode with its auxiliary head (torchvision's names).
