@@ -308,3 +308,16 @@ def test_separable_and_stack_match_torch_layers():
     )
     s = calc.stack_vs_single(64)
     assert (s.stack_params, s.single_params) == (count(three), count(seven))
+
+
+@pytest.mark.parametrize(
+    "size, kernel, stride, pad", [(55, 3, 2, 0), (224, 2, 2, 0), (28, 3, 1, 1)]
+)
+def test_pool_matches_torch_maxpool(size, kernel, stride, pad):
+    torch = pytest.importorskip("torch")
+    out = torch.nn.MaxPool2d(kernel, stride, pad)(torch.empty(1, 4, size, size, device="meta"))
+    assert calc.pool_output((size, size, 4), kernel, stride, pad).output == (
+        out.shape[2],
+        out.shape[3],
+        4,
+    )
