@@ -352,3 +352,16 @@ def test_cli_errors_are_one_line():
     assert rc == 2 and "too small" in err
     rc, _, err = _cli("summary", "resnet5O")
     assert rc == 2 and "did you mean" in err
+
+
+def test_depth_groups_add_up():
+    from cnnzoo.analysis.report import group_rows
+
+    report = analyze(cnnzoo.create_model("vgg16", device="meta"), (3, 64, 64))
+    groups = group_rows(report.layers, 1)
+    assert [g.name for g in groups] == ["features", "avgpool", "classifier"]
+    assert sum(g.params for g in groups) == report.total.params
+    assert sum(g.macs for g in groups) == report.total.macs
+    features = groups[0]
+    assert features.params == sum(r.params for r in report.layers if r.name.startswith("features"))
+    assert features.output == (512, 2, 2) and features.rf == 212  # the last row of the group
