@@ -108,6 +108,24 @@ def test_alexnet_2gpu_towers_are_separate():
     assert x.grad[:, 48:].abs().max() == 0 and x.grad[:, :48].abs().max() > 0
 
 
+def test_alexnet_2gpu_norm_stays_in_its_tower():
+    from cnnzoo.models.alexnet import TowerLRN, paper_lrn
+
+    norm1 = cnnzoo.create_model("alexnet_2gpu", device="meta").features[3]
+    assert isinstance(norm1, TowerLRN)
+    a = torch.randn(2, 96, 3, 3) * 10
+    # each GPU's 48 maps normalised on their own, by the paper's formula
+    expected = torch.cat([paper_lrn()(a[:, :48]), paper_lrn()(a[:, 48:])], 1)
+    torch.testing.assert_close(norm1(a), expected)
+    # channel 47 (last of tower 1) does not see channel 48 (first of tower 2); one-tower LRN does
+    a.requires_grad_(True)
+    norm1(a)[:, 47].sum().backward()
+    assert a.grad[:, 48:].abs().max() == 0 and a.grad[:, 45:48].abs().min() > 0
+    a.grad = None
+    paper_lrn()(a)[:, 47].sum().backward()
+    assert a.grad[:, 48:50].abs().min() > 0
+
+
 def test_alexnet_tv_matches_torchvision():
     tv = torchvision.models.alexnet(weights=None).eval()
     # Built on the meta device, ours takes torchvision's tensors as they are (assign=True):

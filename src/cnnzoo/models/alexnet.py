@@ -21,49 +21,40 @@ from ._base import ZooModel
 from .layers import he_init_
 
 # A CONV row: (filters, kernel, stride, padding, groups). "M": MAX POOL 3x3 stride 2.
-# "N": local response normalisation (LRN) across channels, the paper's constants (Sec. 3.3).
+# "N": local response normalisation (LRN) across channels, the paper's constants (Sec. 3.3);
+# "N2": the same within each of the two towers.
 ConvRow = tuple[int, int, int, int, int]
+# fmt: off
 ALEXNET_CFGS: dict[str, list[ConvRow | str]] = {
     # The lecture's table: NORM after POOL (as in Caffe's reference CaffeNet; the paper
     # normalises before pooling -- the shapes and parameter count are the same either way).
     "alexnet": [
-        (96, 11, 4, 0, 1),
-        "M",
-        "N",  # CONV1 55x55x96, POOL1 27x27x96, NORM1
-        (256, 5, 1, 2, 1),
-        "M",
-        "N",  # CONV2 27x27x256, POOL2 13x13x256, NORM2
+        (96, 11, 4, 0, 1), "M", "N",  # CONV1 55x55x96, POOL1 27x27x96, NORM1
+        (256, 5, 1, 2, 1), "M", "N",  # CONV2 27x27x256, POOL2 13x13x256, NORM2
         (384, 3, 1, 1, 1),  # CONV3 13x13x384
         (384, 3, 1, 1, 1),  # CONV4 13x13x384
-        (256, 3, 1, 1, 1),
-        "M",  # CONV5 13x13x256, POOL3 6x6x256
-    ],  # fmt: skip
-    # The paper's two GPUs: CONV2, CONV4 and CONV5 see only the maps of their own tower.
+        (256, 3, 1, 1, 1), "M",  # CONV5 13x13x256, POOL3 6x6x256
+    ],
+    # The paper's two GPUs: CONV2, CONV4 and CONV5 see only the maps of their own tower, and
+    # each GPU normalised its own half of the maps.
     "alexnet_2gpu": [
-        (96, 11, 4, 0, 1),
-        "M",
-        "N",
-        (256, 5, 1, 2, 2),
-        "M",
-        "N",
+        (96, 11, 4, 0, 1), "M", "N2",
+        (256, 5, 1, 2, 2), "M", "N2",
         (384, 3, 1, 1, 1),  # CONV3 reads both towers (the paper's cross-GPU layer)
         (384, 3, 1, 1, 2),
-        (256, 3, 1, 1, 2),
-        "M",
-    ],  # fmt: skip
+        (256, 3, 1, 1, 2), "M",
+    ],
     # torchvision's variant ("One weird trick", Krizhevsky 2014): 64-192-384-256-256, no LRN,
     # CONV1 padded by 2 so that a 224x224 input gives 55x55.
     "alexnet_tv": [
-        (64, 11, 4, 2, 1),
-        "M",
-        (192, 5, 1, 2, 1),
-        "M",
+        (64, 11, 4, 2, 1), "M",
+        (192, 5, 1, 2, 1), "M",
         (384, 3, 1, 1, 1),
         (256, 3, 1, 1, 1),
-        (256, 3, 1, 1, 1),
-        "M",
-    ],  # fmt: skip
+        (256, 3, 1, 1, 1), "M",
+    ],
 }
+# fmt: on
 
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0  # the paper's n, alpha, beta, k
 
@@ -75,6 +66,23 @@ def paper_lrn() -> nn.LocalResponseNorm:
     ``alpha = 1e-4`` is passed as ``size * 1e-4``.
     """
     return nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_SIZE * LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
+
+
+class TowerLRN(nn.Module):
+    """The paper's LRN within each tower: a channel's neighbours never cross to the other GPU."""
+
+    def __init__(self, towers: int = 2) -> None:
+        super().__init__()
+        self.towers = towers
+        self.lrn = paper_lrn()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        # each tower's maps become a sample of their own, so the window stops at the boundary
+        return self.lrn(x.reshape(n * self.towers, c // self.towers, h, w)).reshape(n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"towers={self.towers}"
 
 
 def make_features(
@@ -93,6 +101,8 @@ def make_features(
             layers.append(nn.MaxPool2d(3, 2, ceil_mode=ceil_mode))
         elif row == "N":
             layers.append(paper_lrn())
+        elif row == "N2":
+            layers.append(TowerLRN(2))
         elif isinstance(row, tuple):
             out, k, s, p, g = row
             layers += [nn.Conv2d(chs, out, k, s, p, groups=g), nn.ReLU(inplace=True)]
@@ -183,9 +193,8 @@ def alexnet_2gpu(**kwargs) -> AlexNet:
     """AlexNet (Krizhevsky et al. 2012) with the original two towers: 60,965,224 parameters.
 
     CONV2, CONV4 and CONV5 are grouped convolutions (groups=2): each half of the filters sees only
-    the maps of its own GPU. One departure: the paper's NORM layers ran per GPU (a channel's 5
-    neighbours never crossed towers); here NORM spans all 96 (256) channels, which differs only
-    for the two channels on each side of the tower boundary.
+    the maps of its own GPU, and NORM1/NORM2 normalise each GPU's half of the maps separately
+    (``TowerLRN``).
     """
     return AlexNet(ALEXNET_CFGS["alexnet_2gpu"], **kwargs)
 
