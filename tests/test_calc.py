@@ -321,3 +321,23 @@ def test_pool_matches_torch_maxpool(size, kernel, stride, pad):
         out.shape[3],
         4,
     )
+
+
+# ---------------------------------------------------------------- docs/lecture.md stays true
+
+
+def test_lecture_doc_calc_outputs_are_current(capsys):
+    # Every `$ cnnzoo calc ...` block of docs/lecture.md must be what the command prints now.
+    import pathlib
+    import re
+
+    doc = pathlib.Path(__file__).parents[1] / "docs" / "lecture.md"
+    if not doc.exists():
+        pytest.skip("docs/lecture.md is not in this checkout")
+    blocks = re.findall(r"```console\n\$ cnnzoo (calc [^\n]*)\n(.*?)```", doc.read_text(), re.S)
+    assert len(blocks) >= 8
+    for command, expected in blocks:
+        code = cli(command)
+        got = capsys.readouterr()
+        printed = got.out if code == 0 else got.err
+        assert printed.strip() == expected.strip(), command
