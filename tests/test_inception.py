@@ -176,6 +176,31 @@ def test_inception_resnet_v2_drop_path_linear_decay():
         cnnzoo.create_model("inception_resnet_v2", drop_path_rate=1.0, device="meta")
 
 
+def test_inception_resnet_block_zero_init_and_drop_path():
+    from cnnzoo.models.inception_resnet_v2 import InceptionResNetA
+
+    x = torch.randn(2, 320, 5, 5)
+    block = InceptionResNetA(drop_path=0.5).eval()
+    with torch.no_grad():
+        branch = block(x) - x.relu()  # nonzero before zero_init_last
+        assert branch.abs().max() > 0
+        block.zero_init_last()
+        torch.testing.assert_close(block(x), x.relu())  # the block starts as ReLU(x)
+    # Drop-path: per sample, the scaled branch is kept (times 1/(1-p) = 2) or dropped whole.
+    block = InceptionResNetA(drop_path=0.5).eval()  # BN on running statistics throughout
+    nn.init.constant_(block.conv2d.bias, 1.0)  # a branch that is visibly there
+    block.act = nn.Identity()  # look at the sum itself
+    x = torch.randn(16, 320, 3, 3)
+    with torch.no_grad():
+        full = block(x) - x
+        block.drop_path.train()
+        got = block(x) - x
+    kept = [torch.allclose(g, 2 * f, atol=1e-4) for g, f in zip(got, full, strict=True)]
+    dropped = [bool((g == 0).all()) for g in got]
+    assert all(k != d for k, d in zip(kept, dropped, strict=True))
+    assert any(kept) and any(dropped)  # all 16 alike: probability 2 / 2**16
+
+
 # --- the shared interface, forward and backward, for every model of the family ---------------
 
 FAMILY = {  # name: smallest square input

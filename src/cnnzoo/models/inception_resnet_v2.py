@@ -26,8 +26,15 @@ class _Residual(nn.Module):
     scale: float
     drop_path: nn.Module
 
+    conv2d: nn.Conv2d
+
     def residual(self, x: torch.Tensor, branches: torch.Tensor) -> torch.Tensor:
         return x + self.drop_path(self.conv2d(branches) * self.scale)
+
+    def zero_init_last(self) -> None:
+        """Zero the linear up-projection, so the block starts as ``act(x)``."""
+        nn.init.zeros_(self.conv2d.weight)
+        nn.init.zeros_(self.conv2d.bias)
 
 
 class Mixed5b(nn.Module):
@@ -145,7 +152,8 @@ class InceptionResNetV2(ZooModel):
     16-19; a last ``block8`` without ReLU and a 1x1 ``conv2d_7b`` to 1536 features. Scales
     of the residuals 0.17, 0.10, 0.20 (the paper: "between 0.1 and 0.3"). ``drop_path_rate``
     adds stochastic depth to the 40 residual branches, growing linearly from ``rate/40`` to
-    ``rate`` (the rule of Huang et al. 2016).
+    ``rate`` (the rule of Huang et al. 2016). ``zero_init_last`` zeroes each residual block's
+    up-projection, so that every block starts as ``act(x)``.
     """
 
     def __init__(
@@ -154,6 +162,7 @@ class InceptionResNetV2(ZooModel):
         in_chans: int = 3,
         drop_rate: float = 0.2,
         drop_path_rate: float = 0.0,
+        zero_init_last: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= drop_path_rate < 1.0:
@@ -179,10 +188,14 @@ class InceptionResNetV2(ZooModel):
         self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
         self.head_drop = nn.Dropout(drop_rate)
         self.classif = nn.Linear(1536, num_classes) if num_classes else nn.Identity()
-        self.init_weights()
+        self.init_weights(zero_init_last)
 
-    def init_weights(self) -> None:
+    def init_weights(self, zero_init_last: bool = False) -> None:
         he_init_(self)
+        if zero_init_last:  # every residual block starts as act(x)
+            for m in self.modules():
+                if isinstance(m, _Residual):
+                    m.zero_init_last()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv2d_2b(self.conv2d_2a(self.conv2d_1a(x)))  # N x 64 x 147 x 147
