@@ -128,3 +128,20 @@ def test_zoo_receptive_field_matches_gradient(name):
 def test_torchvision_receptive_field_matches_gradient(name):
     model = getattr(torchvision.models, name)()
     assert check(model.features, 3) == {"alexnet": 195, "vgg11": 150}[name]
+
+
+class SubsampleUpsample(nn.Module):
+    """Strided slicing (the CIFAR ResNets' option-A shortcut) and nearest upsampling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3)
+        self.conv2 = nn.Conv2d(4, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(x[:, :, ::2, ::2])  # jump 2: field 1 + 2*2 = 5
+        return self.conv2(F.interpolate(y, scale_factor=2))  # jump 1 again: 5 + 2*1 = 7
+
+
+def test_subsampling_and_upsampling_by_hand_and_by_gradient():
+    assert check(SubsampleUpsample(), 3) == 7

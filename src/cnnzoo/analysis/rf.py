@@ -127,6 +127,13 @@ def propagate(
             if set(dims) & set(_spatial_dims(x, n)):
                 return replace(f, glob=True)
             return f
+    if op == "getitem" and n:
+        return _getitem(f, x, args[1] if len(args) > 1 else None, n)
+    upsampling = op in ("interpolate", "upsample", "upsample_nearest", "upsample_bilinear")
+    if upsampling and n and isinstance(out, torch.Tensor) and out.dim() == x.dim():
+        # Upsampling by r: neighbouring outputs are 1/r input pixels apart.
+        scale = [x.shape[-n + i] / out.shape[-n + i] for i in range(n)]
+        return replace(f, jump=tuple(f.jump[i] * scale[i] for i in range(n)))
     if op in VIEW_OPS:
         return _view(f, x, out, n)
     if op in MATMUL_OPS:
@@ -162,3 +169,19 @@ def _view(f: Field, x: torch.Tensor, out, n: int) -> Field:
         return f
     extent = tuple(f.rf[i] + (spatial[i] - 1) * f.jump[i] for i in range(n))
     return replace(f, flat=extent)
+
+
+def _getitem(f: Field, x: torch.Tensor, index, n: int) -> Field:
+    """Indexing: a slice with a step (``x[:, :, ::2, ::2]``, the CIFAR ResNets' shortcut)
+    subsamples, multiplying the jump; anything fancier keeps the field as it is."""
+    idx = index if isinstance(index, tuple) else (index,)
+    if not all(isinstance(i, slice) or i is Ellipsis for i in idx):
+        return f  # integers, None or tensors move the dimensions: keep the field
+    if any(i is Ellipsis for i in idx):
+        k = next(j for j, i in enumerate(idx) if i is Ellipsis)
+        idx = idx[:k] + (slice(None),) * (x.dim() - len(idx) + 1) + idx[k + 1 :]
+    steps = [1] * x.dim()
+    for d, i in enumerate(idx[: x.dim()]):
+        steps[d] = i.step or 1
+    first = x.dim() - n
+    return replace(f, jump=tuple(f.jump[j] * steps[first + j] for j in range(n)))
