@@ -14,6 +14,7 @@ torchvision's AlexNet does.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register_model
@@ -69,20 +70,26 @@ def paper_lrn() -> nn.LocalResponseNorm:
 
 
 class TowerLRN(nn.Module):
-    """The paper's LRN within each tower: a channel's neighbours never cross to the other GPU."""
+    """The paper's LRN within each tower: a channel's neighbours never cross to the other GPU.
+
+    A leaf module (no ``LocalResponseNorm`` child), so per-layer tables show its 27x27x96 output.
+    """
 
     def __init__(self, towers: int = 2) -> None:
         super().__init__()
         self.towers = towers
-        self.lrn = paper_lrn()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         # each tower's maps become a sample of their own, so the window stops at the boundary
-        return self.lrn(x.reshape(n * self.towers, c // self.towers, h, w)).reshape(n, c, h, w)
+        t = x.reshape(n * self.towers, c // self.towers, h, w)
+        t = F.local_response_norm(t, LRN_SIZE, LRN_SIZE * LRN_ALPHA, LRN_BETA, LRN_K)
+        return t.reshape(n, c, h, w)
 
     def extra_repr(self) -> str:
-        return f"towers={self.towers}"
+        return (
+            f"towers={self.towers}, size={LRN_SIZE}, alpha={LRN_ALPHA}, beta={LRN_BETA}, k={LRN_K}"
+        )
 
 
 def make_features(
