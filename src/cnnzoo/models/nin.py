@@ -41,7 +41,7 @@ class MlpConv(nn.Sequential):
 class NiN(ZooModel):
     """A stack of mlpconv blocks whose last 1x1 conv (``classifier``) gives one map per class.
 
-    ``blocks`` is the feature stack, ending with the last block's conv and its first 1x1 conv;
+    ``features`` is the stack of blocks, ending with the last block's conv and its first 1x1 conv;
     the final ReLU before the average pool is kept, as in the authors' models.
     """
 
