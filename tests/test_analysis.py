@@ -365,3 +365,19 @@ def test_depth_groups_add_up():
     features = groups[0]
     assert features.params == sum(r.params for r in report.layers if r.name.startswith("features"))
     assert features.output == (512, 2, 2) and features.rf == 212  # the last row of the group
+
+
+def test_grouped_and_depthwise_convolutions_by_hand():
+    # The two-tower AlexNet: conv2 sees only its own tower's 48 maps.
+    report = analyze(cnnzoo.create_model("alexnet_2gpu", device="meta"), (3, 227, 227))
+    conv2 = rows_of(report, "Conv2d")[1]
+    assert conv2.param_formula == "(5*5*48+1)*256" and conv2.params == (5 * 5 * 48 + 1) * 256
+    assert conv2.macs == 27 * 27 * 256 * 5 * 5 * 48
+    assert report.total.params == 60_965_224  # SPEC
+    # MobileNet v1: conv 3x3/2 to 32 maps, then a depthwise 3x3 (one filter per map, no bias).
+    report = analyze(cnnzoo.create_model("mobilenet_v1", device="meta"))
+    first, dw, pw = rows_of(report, "Conv2d")[:3]
+    assert first.param_formula == "(3*3*3)*32" and first.macs == 112 * 112 * 32 * 3 * 3 * 3
+    assert dw.param_formula == "(3*3*1)*32" and dw.params == 288
+    assert dw.macs == 112 * 112 * 32 * 3 * 3
+    assert pw.params == 32 * 64 and pw.macs == 112 * 112 * 64 * 32

@@ -209,8 +209,8 @@ def param_formula(shapes: list[tuple[str, tuple[int, ...]]]) -> str:
         fan_in = "*".join(str(s) for s in list(w[2:]) + [w[1]])
         if len(shapes) == 2 and kinds[1] == "bias" and shapes[1][1] == (w[0],):
             return f"({fan_in}+1)*{w[0]}"
-        if len(shapes) == 1:
-            return f"{fan_in}*{w[0]}"
+        if len(shapes) == 1:  # no bias: the notes' "(3*3*64)*64"
+            return f"({fan_in})*{w[0]}" if "*" in fan_in else f"{fan_in}*{w[0]}"
     terms: dict[str, int] = {}
     for _, shape in shapes:
         term = "*".join(str(s) for s in shape) if shape else "1"
