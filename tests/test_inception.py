@@ -141,15 +141,19 @@ def test_inception_v3_aux_head_in_training_mode():
         torch.testing.assert_close(ours.train()(x), peer.train()(x), rtol=1e-4, atol=1e-6)
 
 
-def test_inception_v3_weight_file_without_aux_head_here(tmp_path):
-    # torchvision's weight file carries the aux head; a model built without one drops it.
+def test_weight_files_with_aux_heads_load_into_models_without(tmp_path):
+    # torchvision's weight files carry the aux heads; a model built without them drops them
+    # (through adapt_state_dict, which load_pretrained calls), as torchvision itself does.
     torch.manual_seed(0)
-    peer = torchvision.models.inception_v3(aux_logits=True, init_weights=False)
-    path = tmp_path / "inception_v3.pth"
+    peer = torchvision.models.googlenet(aux_logits=True, init_weights=False)
+    path = tmp_path / "googlenet.pth"
     torch.save(peer.state_dict(), path)
-    ours = cnnzoo.create_model("inception_v3", aux_logits=False)
+    ours = cnnzoo.create_model("googlenet", aux_logits=False)
     cnnzoo.load_pretrained(ours, path)
     assert all(torch.equal(v, peer.state_dict()[k]) for k, v in ours.state_dict().items())
+    v3 = cnnzoo.create_model("inception_v3", aux_logits=False, device="meta")
+    with_aux = cnnzoo.create_model("inception_v3", device="meta").state_dict()
+    assert set(v3.adapt_state_dict(with_aux)) == set(v3.state_dict())
 
 
 # --- Inception-v4 and Inception-ResNet-v2 against timm -------------------------------------------

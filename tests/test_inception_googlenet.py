@@ -78,6 +78,7 @@ def test_bottleneck_module_of_the_notes_480_deep_and_the_notes_total():
     assert sum(rows) == 271_351_808
     assert sum(rows) + rows[3] == 358_055_936
     assert round(1 - sum(rows) / 854_196_224, 2) == 0.68
+    assert round(1 - 480 / 672, 2) == 0.29  # the notes' "depth reduced 672 -> 480 (-29%)"
 
 
 def test_googlenet_parameter_counts():
