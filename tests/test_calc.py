@@ -341,3 +341,16 @@ def test_lecture_doc_calc_outputs_are_current(capsys):
         got = capsys.readouterr()
         printed = got.out if code == 0 else got.err
         assert printed.strip() == expected.strip(), command
+
+
+def test_fc_layer_is_alexnet_fc6_and_the_vgg_slide_row():
+    r = calc.fc_layer("6x6x256", 4096)
+    assert r.in_features == 6 * 6 * 256 == 9_216
+    assert r.params == (9_216 + 1) * 4096 == 37_752_832
+    assert r.macs == 9_216 * 4096
+    # the VGG16 slide counts weights only: 7*7*512*4096 = 102,760,448
+    assert calc.fc_layer((7, 7, 512), 4096, bias=False).params == 102_760_448
+    assert calc.fc_layer(4096, 1000).param_formula == "(4096+1)*1000 = 4,097,000"
+    with pytest.raises(CnnzooError):
+        calc.fc_layer("6x0x256", 10)
+    assert cli("calc fc --input 6x6x256 --out 4096") == 0

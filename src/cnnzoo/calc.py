@@ -27,6 +27,8 @@ __all__ = [
     "StackResult",
     "conv_output",
     "conv_output_size",
+    "FCResult",
+    "fc_layer",
     "inception_module",
     "parse_volume",
     "pool_output",
@@ -289,6 +291,61 @@ def pool_output(
         macs_formula="0 (comparisons or additions, not multiply-accumulates)",
         activations=oh * ow * depth,
         floored=floored,
+    )
+
+
+@dataclass(frozen=True)
+class FCResult(_Result):
+    """A fully-connected layer on a flattened volume."""
+
+    input: tuple[int, ...]  # the volume it reads, e.g. (6, 6, 256), or (4096,)
+    in_features: int  # its number of values: 6*6*256 = 9,216
+    out_features: int  # neurons
+    params: int  # (in + 1) * out
+    param_formula: str  # "(6*6*256+1)*4096 = 37,752,832"
+    macs: int  # in * out for one image
+
+    def to_text(self) -> str:
+        vol = "x".join(map(str, self.input))
+        return "\n".join(
+            [
+                f"input      {vol} = {_n(self.in_features)} values (flattened)",
+                f"output     {self.out_features}",
+                f"params     {self.param_formula}",
+                f"MACs       {_n(self.in_features)}*{self.out_features} = {_n(self.macs)} "
+                f"({_short(self.macs)}; FLOPs = 2 x MACs)",
+            ]
+        )
+
+
+def fc_layer(
+    input: tuple[int, ...] | str | int, out_features: int, *, bias: bool = True
+) -> FCResult:
+    """A fully-connected layer: every input value to every neuron, ``(in + 1) * out`` parameters.
+
+    ``fc_layer("6x6x256", 4096)`` is AlexNet's FC6: 9,216 inputs, 37,752,832 parameters.
+    """
+    if isinstance(input, int):
+        dims: tuple[int, ...] = (input,)
+    elif isinstance(input, str):
+        try:
+            dims = tuple(int(p) for p in re.split(r"[x*×, ]+", input.strip().lower()) if p)
+        except ValueError:
+            dims = ()
+        if not dims:
+            raise CnnzooError(f"the input is a volume HxWxC or a count, got {input!r}")
+    else:
+        dims = tuple(input)
+    if min(dims, default=0) < 1 or out_features < 1:
+        raise CnnzooError(f"sizes must be positive, got input {input!r}, output {out_features}")
+    n_in = 1
+    for d in dims:
+        n_in *= d
+    fan = "*".join(map(str, dims))
+    params = (n_in + int(bias)) * out_features
+    formula = f"({fan}+1)*{out_features}" if bias else f"{fan}*{out_features}"
+    return FCResult(
+        dims, n_in, out_features, params, f"{formula} = {_n(params)}", n_in * out_features
     )
 
 

@@ -9,7 +9,7 @@ import json
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "calc",
-        help="the lecture's calculators: conv, pool, rf, stack, separable, inception",
+        help="the lecture's calculators: conv, pool, fc, rf, stack, separable, inception",
         description="The lecture's formulas, with the arithmetic written out. "
         "Volumes are HxWxC, depth last, as in the notes (227x227x3).",
     )
@@ -48,6 +48,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--pad", type=int, default=0, help="P (default 0)")
     q.add_argument("--floor", action="store_true", help="accept PyTorch's rounding down")
     q.set_defaults(func=cmd_pool)
+
+    q = add(
+        "fc",
+        "parameters and MACs of a fully-connected layer on a flattened volume",
+        "cnnzoo calc fc --input 6x6x256 --out 4096",
+    )
+    q.add_argument("--input", required=True, help="HxWxC or a count, e.g. 6x6x256 or 4096")
+    q.add_argument("--out", type=int, required=True, help="number of neurons")
+    q.add_argument("--no-bias", action="store_true", help="count weights only")
+    q.set_defaults(func=cmd_fc)
 
     q = add(
         "rf",
@@ -131,6 +141,12 @@ def cmd_pool(args: argparse.Namespace) -> int:
     return _emit(
         pool_output(args.input, args.kernel, args.stride, args.pad, floor=args.floor), args
     )
+
+
+def cmd_fc(args: argparse.Namespace) -> int:
+    from ..calc import fc_layer
+
+    return _emit(fc_layer(args.input, args.out, bias=not args.no_bias), args)
 
 
 def cmd_rf(args: argparse.Namespace) -> int:
