@@ -173,3 +173,24 @@ def test_googlenet_refuses_transform_input_without_rgb():
         cnnzoo.create_model("googlenet", in_chans=1, transform_input=True)
     with pytest.raises(ValueError, match="kernel5"):
         Inception(192, 64, 96, 128, 16, 32, 32, kernel5=7)
+
+
+def test_calculator_agrees_with_the_modules_at_another_size():
+    # cnnzoo.calc's naive-vs-bottleneck calculator against the real blocks, on inception4a's
+    # widths at 14x14x480 (not the notes' example, so nothing is special-cased).
+    from cnnzoo.calc import inception_module
+
+    calc = inception_module(
+        (14, 14, 480), ch1x1=192, ch3x3=208, ch5x5=48, reduce3x3=96, reduce5x5=16, pool_proj=64
+    )
+    naive = NaiveInception(480, 192, 208, 48).eval()
+    bottleneck = Inception(480, 192, 96, 208, 16, 48, 64).eval()
+    x = torch.randn(1, 480, 14, 14)
+    assert sum(conv_macs(naive, x)) == calc.naive_macs
+    assert sum(conv_macs(bottleneck, x)) == calc.bottleneck_macs
+    conv_weights = [
+        sum(m.weight.numel() for m in block.modules() if isinstance(m, nn.Conv2d))
+        for block in (naive, bottleneck)
+    ]
+    assert conv_weights == [calc.naive_params, calc.bottleneck_params]
+    assert (naive.out_chs, bottleneck.out_chs) == (calc.naive_depth, calc.bottleneck_depth)
