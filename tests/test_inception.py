@@ -257,3 +257,13 @@ def test_forward_backward_and_interface(name):
         torch.testing.assert_close(model.forward_head(feats), pre)  # pooled pre-logits
     headless = cnnzoo.create_model(name, num_classes=0, in_chans=1, device="meta")
     assert headless(torch.empty(2, 1, side, side, device="meta")).shape == (2, model.num_features)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY))
+def test_aux_logits_accepted_by_every_model(name):
+    has_aux = name in ("googlenet", "inception_v3")
+    assert cnnzoo.create_model(name, device="meta").aux_logits is has_aux
+    assert cnnzoo.create_model(name, aux_logits=False, device="meta").aux_logits is False
+    if not has_aux:
+        with pytest.raises(ValueError, match="no auxiliary classifiers"):
+            cnnzoo.create_model(name, aux_logits=True, device="meta")

@@ -33,6 +33,16 @@ def conv_bn(in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, paddin
     return ConvBNAct(in_chs, out_chs, kernel_size, stride, padding, eps=1e-3)
 
 
+def refuse_aux_logits(model: str, aux_logits: bool) -> None:
+    """``aux_logits`` is accepted by every model of the family; only GoogLeNet and Inception v3
+    have auxiliary heads, the others take ``aux_logits=False`` and refuse ``True``."""
+    if aux_logits:
+        raise ValueError(
+            f"{model} has no auxiliary classifiers (googlenet and inception_v3 do), "
+            f"got aux_logits={aux_logits!r}"
+        )
+
+
 class NaiveInception(nn.Module):
     """The naive Inception module: 1x1, 3x3 and 5x5 convolutions and a 3x3 max-pool, concatenated.
 

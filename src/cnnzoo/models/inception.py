@@ -16,6 +16,7 @@ from torch import nn
 
 from ..registry import register_model
 from ._base import ZooModel
+from .googlenet import refuse_aux_logits
 from .layers import ConvBNAct, he_init_
 
 
@@ -108,8 +109,17 @@ class BNInception(ZooModel):
     default: the paper removes it (section 4.2.1).
     """
 
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.0) -> None:
+    aux_logits = False  # no auxiliary heads (the same attribute as GoogLeNet's and v3's)
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        dropout: float = 0.0,
+        aux_logits: bool = False,
+    ) -> None:
         super().__init__()
+        refuse_aux_logits("inception_v2", aux_logits)
         self.num_classes, self.in_chans = num_classes, in_chans
         self.conv1 = conv_bn(in_chans, 64, 7, stride=2)  # 112x112x64
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)  # 56x56x64

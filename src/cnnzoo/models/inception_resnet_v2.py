@@ -15,7 +15,7 @@ from torch import nn
 
 from ..registry import register_model
 from ._base import ZooModel
-from .googlenet import conv_bn
+from .googlenet import conv_bn, refuse_aux_logits
 from .inception_v4 import ReductionA
 from .layers import DropPath, he_init_
 
@@ -156,6 +156,8 @@ class InceptionResNetV2(ZooModel):
     up-projection, so that every block starts as ``act(x)``.
     """
 
+    aux_logits = False  # no auxiliary heads (the same attribute as GoogLeNet's and v3's)
+
     def __init__(
         self,
         num_classes: int = 1000,
@@ -163,8 +165,10 @@ class InceptionResNetV2(ZooModel):
         drop_rate: float = 0.2,
         drop_path_rate: float = 0.0,
         zero_init_last: bool = False,
+        aux_logits: bool = False,
     ) -> None:
         super().__init__()
+        refuse_aux_logits("inception_resnet_v2", aux_logits)
         if not 0.0 <= drop_path_rate < 1.0:
             raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 1536

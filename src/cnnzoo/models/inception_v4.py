@@ -15,7 +15,7 @@ from torch import nn
 
 from ..registry import register_model
 from ._base import ZooModel
-from .googlenet import conv_bn
+from .googlenet import conv_bn, refuse_aux_logits
 from .layers import he_init_
 
 
@@ -193,8 +193,17 @@ class InceptionV4(ZooModel):
     timm), global average pool, dropout (the paper keeps 0.8), ``last_linear``.
     Accepts inputs down to 75x75."""
 
-    def __init__(self, num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.2) -> None:
+    aux_logits = False  # no auxiliary heads (the same attribute as GoogLeNet's and v3's)
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_rate: float = 0.2,
+        aux_logits: bool = False,
+    ) -> None:
         super().__init__()
+        refuse_aux_logits("inception_v4", aux_logits)
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 1536
         self.features = nn.Sequential(
             *stem_v4(in_chans),  # 0-5: 35x35x384
