@@ -330,7 +330,9 @@ def test_cli_formats():
     rc, table, _ = _cli("summary", "alexnet")
     assert rc == 0
     line = next(row for row in table.splitlines() if row.startswith("[55x55x96]"))
-    assert "(11*11*3+1)*96 = 34,944" in line
+    assert "CONV1" in line and "(11*11*3+1)*96 = 34,944" in line
+    fc8 = next(row for row in table.splitlines() if row.startswith("[1000]"))
+    assert "FC8" in fc8 and "(4096+1)*1000 = 4,097,000" in fc8
     assert "TOTAL memory:" in table and "(forward only; about x2 for backward)" in table
     assert "TOTAL params: 62,378,344" in table and "FLOPs = 2 x MACs" in table
     rc, text, _ = _cli("summary", "alexnet", "--format", "json", "--batch", "2")

@@ -137,10 +137,10 @@ class Report:
         ``depth`` groups the rows by the first ``depth`` components of their module path.
         """
         rows = self.layers if depth is None else group_rows(self.layers, depth)
-        cells = [("output", "layer", "type", "params", "MACs", "memory", "RF/stride")]
-        cells.append((f"[{lecture_volume(self.input_size)}]", "INPUT", "", "0", "",
+        cells = [("output", "layer", "module", "type", "params", "MACs", "memory", "RF/stride")]
+        cells.append((f"[{lecture_volume(self.input_size)}]", "INPUT", "", "", "0", "",
                       _count(_prod(self.input_size)), "1/1"))  # fmt: skip
-        for r in rows:
+        for r, label in zip(rows, lecture_labels(rows), strict=True):
             params = ""
             if r.params:
                 params = f"{r.param_formula} = {r.params:,}" if r.param_formula else f"{r.params:,}"
@@ -149,6 +149,7 @@ class Report:
             cells.append(
                 (
                     f"[{lecture_volume(r.output)}]",
+                    label,
                     r.name,
                     r.type,
                     params,
@@ -158,7 +159,7 @@ class Report:
                 )
             )
         widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
-        right = {3, 4, 5}
+        right = {4, 5, 6}
         out = []
         for k, c in enumerate(cells):
             parts = [c[i].rjust(widths[i]) if i in right else c[i].ljust(widths[i])
@@ -194,6 +195,29 @@ class Report:
             lines.append(f"Not counted in MACs (0 by convention): {ops}")
         lines += t.notes
         return lines
+
+
+def lecture_labels(rows: list[LayerStats]) -> list[str]:
+    """The notes' names: CONV1, MAX POOL1, NORM1, ..., FC6 (weighted layers numbered together,
+    as AlexNet's FC6 follows CONV5); activations and other ops get none."""
+    labels, layer, pool, norm = [], 0, 0, 0
+    for r in rows:
+        t = r.type.lower()
+        if "conv" in t:
+            layer += 1
+            labels.append(f"CONV{layer}")
+        elif t in ("linear", "matmul", "addmm", "mm") or "multi_head" in t:
+            layer += 1
+            labels.append(f"FC{layer}")
+        elif "pool" in t:
+            pool += 1
+            labels.append(f"{'MAX' if 'max' in t else 'AVG'} POOL{pool}")
+        elif "norm" in t:
+            norm += 1
+            labels.append(f"NORM{norm}")
+        else:
+            labels.append("")
+    return labels
 
 
 def group_rows(rows: list[LayerStats], depth: int) -> list[LayerStats]:
