@@ -122,6 +122,16 @@ def test_option_a_shortcut_subsamples_and_pads():
     assert torch.count_nonzero(out[:, 16:]) == 0
 
 
+def test_stochastic_depth_transition_averages_2x2():
+    """Huang et al.'s transitional shortcut: 2x2 average pooling, then zero channels."""
+    shortcut = cnnzoo.create_model("resnet110_sd").layer3[0].shortcut
+    x = torch.randn(1, 32, 4, 4)
+    mean = (x[..., ::2, ::2] + x[..., 1::2, ::2] + x[..., ::2, 1::2] + x[..., 1::2, 1::2]) / 4
+    out = shortcut(x)
+    torch.testing.assert_close(out[:, :32], mean)
+    assert torch.count_nonzero(out[:, 32:]) == 0
+
+
 def test_bad_arguments_refused():
     with pytest.raises(cnnzoo.CnnzooError, match="plain net has no residual branch"):
         cnnzoo.create_model("plain56", drop_path_rate=0.1)
@@ -135,12 +145,12 @@ def test_bad_arguments_refused():
 
 def test_resnet110_sd_uses_the_papers_linear_decay():
     """Huang et al. 2016: L = 54 blocks, p_l = l/L * 0.5, so 0.5/54 for the first block and
-    p_L = 0.5 for the last; eval mode is the plain ResNet-110 with the same weights."""
+    p_L = 0.5 for the last; eval mode is ResNet-110 (with those shortcuts) and the same weights."""
     model = cnnzoo.create_model("resnet110_sd")
     blocks = [m for m in model.modules() if isinstance(m, CifarBasicBlock)]
     assert len(blocks) == 54
     assert [b.drop_path.p for b in blocks] == pytest.approx([0.5 * k / 54 for k in range(1, 55)])
-    reference = cnnzoo.create_model("resnet110").eval()
+    reference = cnnzoo.create_model("resnet110", shortcut_pool="avg").eval()
     reference.load_state_dict(model.state_dict())
     model.eval()
     x = torch.randn(2, 3, 32, 32)

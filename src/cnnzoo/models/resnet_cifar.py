@@ -29,28 +29,44 @@ def _linear_decay(rate: float, total: int) -> list[float]:
 
 
 class PadShortcut(nn.Module):
-    """Option A shortcut of the paper: identity, subsampled by ``stride`` and zero-padded with
-    ``out_chs - in_chs`` extra channels, so the shortcuts add no parameters."""
+    """Option A shortcut of He et al.: identity, subsampled by ``stride`` and zero-padded with
+    ``out_chs - in_chs`` extra channels, so the shortcuts add no parameters.
 
-    def __init__(self, in_chs: int, out_chs: int, stride: int) -> None:
+    ``pool="avg"`` averages each ``stride x stride`` window instead of keeping its top-left
+    value, as Huang et al.'s stochastic-depth code does in its transitional blocks.
+    """
+
+    def __init__(self, in_chs: int, out_chs: int, stride: int, pool: str = "subsample") -> None:
         super().__init__()
         if out_chs < in_chs:
             raise ValueError(f"option A shortcut cannot reduce channels, got {in_chs}->{out_chs}")
-        self.extra, self.stride = out_chs - in_chs, stride
+        if pool not in ("subsample", "avg"):
+            raise ValueError(f"shortcut pool must be 'subsample' or 'avg', got {pool!r}")
+        self.extra, self.stride, self.pool = out_chs - in_chs, stride, pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]
+        if self.stride > 1:
+            if self.pool == "avg":
+                x = F.avg_pool2d(x, self.stride)
+            else:
+                x = x[:, :, :: self.stride, :: self.stride]
         return F.pad(x, (0, 0, 0, 0, 0, self.extra))  # zeros appended after the input channels
 
     def extra_repr(self) -> str:
-        return f"stride={self.stride}, zero_channels={self.extra}"
+        return f"stride={self.stride}, pool={self.pool}, zero_channels={self.extra}"
 
 
 class CifarBasicBlock(nn.Module):
     """Two 3x3 conv-BN layers; with ``shortcut=False`` the plain block (no addition)."""
 
     def __init__(
-        self, in_chs: int, out_chs: int, stride: int, shortcut: bool = True, drop_path: float = 0.0
+        self,
+        in_chs: int,
+        out_chs: int,
+        stride: int,
+        shortcut: bool = True,
+        drop_path: float = 0.0,
+        shortcut_pool: str = "subsample",
     ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_chs, out_chs, 3, stride, padding=1, bias=False)
@@ -61,7 +77,9 @@ class CifarBasicBlock(nn.Module):
         self.shortcut: nn.Module | None = None
         if shortcut:
             same = stride == 1 and in_chs == out_chs
-            self.shortcut = nn.Identity() if same else PadShortcut(in_chs, out_chs, stride)
+            self.shortcut = (
+                nn.Identity() if same else PadShortcut(in_chs, out_chs, stride, shortcut_pool)
+            )
         self.drop_path = _drop_path_or_identity(drop_path)
 
     def zero_init_last(self) -> None:
@@ -95,6 +113,8 @@ class CifarResNet(ZooModel):
             leaves ``relu(shortcut) = shortcut``, since the shortcut carries non-negative values.
             Drops are drawn per sample (as timm does), not once per mini-batch as in the paper;
             each sample sees the same probabilities.
+        shortcut_pool: how option A shortcuts halve the map: ``"subsample"`` (He et al.) or
+            ``"avg"`` (2x2 average pooling, Huang et al.'s code).
         zero_init_last: start every block with its last BN's scale at zero.
     """
 
@@ -105,6 +125,7 @@ class CifarResNet(ZooModel):
         in_chans: int = 3,
         shortcut: bool = True,
         drop_path_rate: float = 0.0,
+        shortcut_pool: str = "subsample",
         zero_init_last: bool = False,
     ) -> None:
         super().__init__()
@@ -126,7 +147,9 @@ class CifarResNet(ZooModel):
             blocks = []
             for i in range(n):
                 s = stride if i == 0 else 1
-                blocks.append(CifarBasicBlock(in_chs, out_chs, s, shortcut, next(rates)))
+                blocks.append(
+                    CifarBasicBlock(in_chs, out_chs, s, shortcut, next(rates), shortcut_pool)
+                )
                 in_chs = out_chs
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = stages
@@ -343,9 +366,12 @@ def resnet110_sd(**kwargs) -> CifarResNet:
     """ResNet-110 with stochastic depth (Huang et al. 2016, Deep networks with stochastic depth).
 
     The paper's CIFAR setting: linear decay to p_L = 0.5, so the 54th (last) block is dropped
-    half of the time while training and the first with probability 0.5/54.
+    half of the time while training and the first with probability 0.5/54; the transitional
+    shortcuts average-pool 2x2 before the zero padding, as the authors' code does. Their
+    convolutions also have a bias, redundant before batch norm and left out here.
     """
     kwargs.setdefault("drop_path_rate", 0.5)
+    kwargs.setdefault("shortcut_pool", "avg")
     return CifarResNet(110, **kwargs)
 
 
