@@ -28,8 +28,15 @@ GOOGLENET_AUX_WEIGHT = 0.3
 GoogLeNetOutputs = namedtuple("GoogLeNetOutputs", ["logits", "aux_logits2", "aux_logits1"])
 
 
-def conv_bn(in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, padding: int = 0):
-    """Conv (no bias) -> BatchNorm(eps=1e-3) -> ReLU: torchvision's ``BasicConv2d`` keys."""
+def conv_bn(
+    in_chs: int,
+    out_chs: int,
+    kernel_size: int | tuple[int, int],
+    stride: int = 1,
+    padding: int | tuple[int, int] = 0,
+) -> ConvBNAct:
+    """Conv (no bias) -> BatchNorm(eps=1e-3) -> ReLU, unpadded unless told: the keys of
+    torchvision's ``BasicConv2d`` and timm's ``ConvNormAct`` (``conv``, ``bn``)."""
     return ConvBNAct(in_chs, out_chs, kernel_size, stride, padding, eps=1e-3)
 
 
@@ -126,11 +133,11 @@ class InceptionAux(nn.Module):
         return self.fc2(x)  # N x num_classes
 
 
-def transform_input_(x: torch.Tensor) -> torch.Tensor:
+def to_inception_range(x: torch.Tensor) -> torch.Tensor:
     """torchvision's ``transform_input``: ImageNet-normalised RGB -> the [-1, 1] scaling.
 
-    The GoogLeNet and Inception v3 weights torchvision ported from TensorFlow expect
-    ``(pixel - 0.5) / 0.5``; this maps ``(pixel - mean) / std`` inputs to that.
+    torchvision's GoogLeNet and Inception v3 weights expect ``(pixel - 0.5) / 0.5``; this maps
+    ``(pixel - mean) / std`` inputs, the usual ImageNet normalisation, to that.
     """
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     # Scale and shift computed in Python floats, as torchvision does, so the float32 results
@@ -150,9 +157,11 @@ class GoogLeNet(ZooModel):
     heads are built only when there are classes (``num_classes > 0``).
 
     Departures from the paper, all torchvision's, kept so its weight files load and give the same
-    outputs: batch norm after every convolution; the "5x5" branch of each Inception module is a
-    3x3 convolution (torchvision's long-standing slip, pytorch/vision#906; ``kernel5=5`` builds
-    the paper's 5x5, 7,005,832 parameters); adaptive pools in the aux heads. ``transform_input``
+    outputs: batch norm after every convolution and no local response normalisation; the "5x5"
+    branch of each Inception module is a 3x3 convolution (torchvision's long-standing slip,
+    pytorch/vision#906; ``kernel5=5`` builds the paper's 5x5, 7,005,832 parameters); maxpool4
+    is 2x2/2 (the paper's Table 1: 3x3/2, the same 7x7 output); dropout 0.2 before the
+    classifier (the paper: 0.4); adaptive pools in the aux heads. ``transform_input``
     is torchvision's: off by default; turn it on to use torchvision's IMAGENET1K_V1 weights
     (torchvision does so itself when it loads them), which expect inputs scaled to [-1, 1].
     """
@@ -174,7 +183,6 @@ class GoogLeNet(ZooModel):
             raise ValueError(f"transform_input needs RGB input (in_chans=3), got {in_chans}")
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 1024
         self.transform_input = transform_input
-        self.dropout_aux = dropout_aux
         inception = partial(Inception, kernel5=kernel5)
 
         self.conv1 = conv_bn(in_chans, 64, 7, stride=2, padding=3)
@@ -215,10 +223,12 @@ class GoogLeNet(ZooModel):
         # for the FC layers; torchvision uses a truncated N(0, 0.01) for both.
         he_init_(self)
 
-    def _stages(self, x: torch.Tensor, with_aux: bool):
+    def _stages(
+        self, x: torch.Tensor, with_aux: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The convolutional part; also the aux heads' logits when ``with_aux``."""
         if self.transform_input:
-            x = transform_input_(x)
+            x = to_inception_range(x)
         # N x 3 x 224 x 224
         x = self.maxpool1(self.conv1(x))  # N x 64 x 56 x 56 (conv1: 112 x 112)
         x = self.conv3(self.conv2(x))  # N x 192 x 56 x 56

@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import InputTooSmallError
 from ..registry import register_model
 from ._base import ZooModel, check_input, raise_if_too_small
-from .googlenet import conv_bn, transform_input_
+from .googlenet import conv_bn, to_inception_range
 from .layers import he_init_
 
 # Weight of the auxiliary head's loss: the paper gives none; 0.4 is TF-slim's (the paper's
@@ -238,7 +238,7 @@ class InceptionV3(ZooModel):
     def _stages(self, x: torch.Tensor, with_aux: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         x_in = x
         if self.transform_input:
-            x = transform_input_(x)
+            x = to_inception_range(x)
         # N x 3 x 299 x 299
         x = self.Conv2d_1a_3x3(x)  # N x 32 x 149 x 149
         x = self.Conv2d_2a_3x3(x)  # N x 32 x 147 x 147
