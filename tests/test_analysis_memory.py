@@ -104,3 +104,15 @@ def test_every_zoo_model_analyses_and_its_rows_add_up():
         assert sum(r.params for r in report.layers) + unused == report.total.params, name
         assert report.total.params == sum(p.numel() for p in model.parameters()), name
         assert report.total.macs > 0 and report.total.training_bytes > report.total.weight_bytes
+
+
+def test_half_precision_halves_the_bytes_not_the_counts():
+    model = cnnzoo.create_model("vgg11", device="meta")
+    full = analyze(model, (3, 64, 64)).total
+    half = analyze(model, (3, 64, 64), dtype=torch.float16).total
+    assert half.activations == full.activations and half.macs == full.macs
+    assert 2 * half.forward_bytes == full.forward_bytes
+    assert 2 * half.weight_bytes == full.weight_bytes
+    # Max-pool indices stay int64, so the autograd term shrinks by a little less than half.
+    assert full.saved_bytes / 2 < half.saved_bytes < full.saved_bytes
+    assert next(model.parameters()).dtype == torch.float32  # the model itself is not converted

@@ -35,6 +35,8 @@ def analyze(
     nothing) and leaves the model untouched: no hooks, buffers or attributes left behind, no device
     moved, the training flags as they were, even when it raises. The per-layer table is the
     evaluation-mode network; the training memory comes from a second pass in training mode.
+    ``dtype`` is the precision of the input, and of the floating-point weights as if the model
+    had been converted with ``model.to(dtype)`` (bytes scale with it; counts do not).
     """
     if not isinstance(model, nn.Module):
         raise CnnzooError(f"analyze needs an nn.Module, got {type(model).__name__}")

@@ -65,7 +65,7 @@ def training_memory(
     than one value per channel) gets the autograd term extrapolated from batches of 2 and 3: it is
     affine in the batch size (per-sample activations plus per-channel statistics).
     """
-    state, _ = meta_state(model)
+    state, _ = meta_state(model, dtype)
     exclude = {storage_key(t) for t in state.values()}
     extrapolated = False
     try:
@@ -77,7 +77,7 @@ def training_memory(
         three = _saved_bytes(model, state, (3, *x_shape[1:]), dtype, exclude)
         saved, extrapolated = max(2 * two - three, 0), True
     weight = sum(t.numel() * t.element_size() for t in state.values())
-    trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    trainable = sum(t.numel() * t.element_size() for t in state.values() if t.requires_grad)
     return TrainingMemory(
         saved_bytes=saved,
         weight_bytes=weight,

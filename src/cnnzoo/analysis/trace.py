@@ -51,18 +51,26 @@ class Trace:
     unused_params: list[str]
 
 
-def meta_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[int, str]]:
+def meta_state(
+    model: nn.Module, dtype: torch.dtype | None = None
+) -> tuple[dict[str, torch.Tensor], dict[int, str]]:
     """Meta stand-ins for the model's parameters and buffers, and ``id(stand-in) -> name`` for the
     parameters. Shared tensors appear once (``named_parameters`` removes duplicates) and
     ``functional_call`` ties the other names to the same stand-in."""
     state: dict[str, torch.Tensor] = {}
     names: dict[int, str] = {}
+
+    def like(t: torch.Tensor) -> torch.Tensor:
+        # Floating tensors take the analysis dtype, as ``model.to(dtype)`` would make them.
+        cast = dtype if dtype is not None and t.is_floating_point() else t.dtype
+        return torch.empty_like(t, device="meta", dtype=cast)
+
     for name, p in model.named_parameters():
-        t = torch.empty_like(p, device="meta").requires_grad_(p.requires_grad)
+        t = like(p).requires_grad_(p.requires_grad)
         state[name] = t
         names[id(t)] = name
     for name, b in model.named_buffers():
-        state[name] = torch.empty_like(b, device="meta")
+        state[name] = like(b)
     return state, names
 
 
@@ -237,7 +245,7 @@ def _depth(name: str) -> int:
 
 def record(model: nn.Module, x_shape: tuple[int, ...], dtype: torch.dtype) -> Trace:
     """Run ``model`` once on a meta input of ``x_shape`` in evaluation mode and record its ops."""
-    state, param_names = meta_state(model)
+    state, param_names = meta_state(model, dtype)
     x = torch.empty(x_shape, dtype=dtype, device="meta")
     rec = _Recorder(model, param_names, x)
     handles = [
