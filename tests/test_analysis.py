@@ -347,6 +347,12 @@ def test_cli_formats():
     assert rc == 0 and "features" in text and "features.0" not in text
 
 
+def test_cli_input_channels_build_the_model_for_them():
+    rc, text, _ = _cli("summary", "lenet5", "--input", "3x32x32", "--format", "json")
+    first = json.loads(text)["layers"][0]
+    assert rc == 0 and first["params"] == (5 * 5 * 3 + 1) * 6
+
+
 def test_cli_errors_are_one_line():
     rc, _, err = _cli("summary", "alexnet", "--input", "3xbig")
     assert rc == 2 and err.count("\n") == 1 and "3x224x224" in err

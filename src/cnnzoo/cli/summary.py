@@ -54,7 +54,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
         raise CnnzooError(f"--batch must be at least 1, got {args.batch}")
     if args.depth is not None and args.depth < 1:
         raise CnnzooError(f"--depth must be at least 1, got {args.depth}")
-    model = create_model(args.name, num_classes=args.num_classes, device="meta")
+    # An input with another channel count builds the model for it (grey images, AlphaGo planes).
+    in_chans = size[0] if size[0] != info.input_size[0] else None
+    try:
+        model = create_model(
+            args.name, num_classes=args.num_classes, in_chans=in_chans, device="meta"
+        )
+    except TypeError as err:
+        raise CnnzooError(f"{args.name} cannot be built for {size[0]} channels: {err}") from None
     report = analyze(model, size, batch_size=args.batch, name=args.name)
     if args.format == "json":
         print(report.to_json())
