@@ -101,6 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="extra create_model argument, e.g. drop_rate=0.2 (repeatable)",
     )
+    g.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     add_config_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -145,6 +146,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..train.distributed import cleanup_distributed, is_main_process, setup_distributed
 
     one_line_warnings()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.resume:
