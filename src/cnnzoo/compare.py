@@ -92,8 +92,8 @@ def _short(n: float, unit: str = "") -> str:
     return f"{n:g}{unit}"
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"  # decimal megabytes, as the notes and `cnnzoo summary` write them
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ class Comparison:
             "input": f"{h}x{w}x{c}",
             "params": _short(r.inference_params) + ("+" if r.unused_params else ""),
             "macs": _short(r.macs),
-            "memory": _mib(r.forward_bytes),
+            "memory": _mb(r.forward_bytes),
             "rf": r.rf_text,
             "top1": top1,
             "ilsvrc": r.ilsvrc_text,
