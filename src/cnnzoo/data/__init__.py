@@ -102,6 +102,13 @@ class DataBundle:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def set_preprocess(self, preprocess: dict) -> None:
+        """Use ``preprocess`` for every split (e.g. a pretrained model's normalisation)."""
+        self.preprocess = preprocess
+        for ds in (self.train, self.val, self.test):
+            if ds is not None:
+                ds.preprocess = preprocess
+
     def split(self, name: str) -> TensorImageDataset:
         """``"train"``, ``"val"`` or ``"test"`` (a missing test split is an error saying so)."""
         ds = {"train": self.train, "val": self.val, "test": self.test}.get(name, KeyError)
