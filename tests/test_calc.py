@@ -44,8 +44,9 @@ def test_pool1_is_27x27x96_with_no_parameters():
     r = calc.pool_output("55x55x96", kernel=3, stride=2)
     assert r.output == ((55 - 3) // 2 + 1, 27, 96) == (27, 27, 96)
     assert r.params == 0 and r.macs == 0
-    # PyTorch's default: stride = window
-    assert calc.pool_output("224x224", 2).output[:2] == (112, 112)
+    # PyTorch's default: stride = window; without a depth the volume is per channel
+    r = calc.pool_output("224x224", 2)
+    assert (r.volume, r.activations) == ("112x112", 112 * 112)
 
 
 def test_non_dividing_size_is_an_error_with_arithmetic_and_fixes():

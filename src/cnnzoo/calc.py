@@ -160,21 +160,20 @@ class ConvResult(_Result):
     param_formula: str  # "(11*11*3+1)*96 = 34,944"
     macs: int  # multiply-accumulates for one image (0 for pooling)
     macs_formula: str  # "55*55*96 * 11*11*3 = 105,415,200"
-    activations: int  # output values for one image
+    activations: int  # output values for one image (per channel when the depth was not given)
     floored: bool = False  # True when (W - F + 2P)/S did not divide and was rounded down
 
     @property
     def volume(self) -> str:
-        """The output in the notes' notation: ``55x55x96``."""
-        return "x".join(map(str, self.output))
+        """The output in the notes' notation: ``55x55x96`` (``27x27`` when the depth is unknown)."""
+        return "x".join(str(n) for n in self.output if n)
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "volume": self.volume}
 
     def to_text(self) -> str:
-        h, w, c = self.input
         lines = [
-            f"input      {h}x{w}x{c}",
+            f"input      {'x'.join(str(n) for n in self.input if n)}",
             f"output     {self.arithmetic}  ->  {self.volume}",
             f"params     {self.param_formula}",
         ]
@@ -182,6 +181,7 @@ class ConvResult(_Result):
             lines.append(f"MACs       {self.macs_formula} ({_short(self.macs)}; FLOPs = 2 x MACs)")
         lines.append(
             f"memory     {self.volume.replace('x', '*')} = {_n(self.activations)} values "
+            f"{'' if self.output[2] else 'per channel '}"
             f"({_n(self.activations * 4)} bytes as float32)"
         )
         if self.floored:
@@ -289,7 +289,7 @@ def pool_output(
         param_formula="0 (pooling has nothing to learn)",
         macs=0,
         macs_formula="0 (comparisons or additions, not multiply-accumulates)",
-        activations=oh * ow * depth,
+        activations=oh * ow * (depth or 1),
         floored=floored,
     )
 
