@@ -84,7 +84,7 @@ def test_alexnet_lecture_table_shapes():
 
 
 def test_alexnet_lrn_is_the_papers_formula():
-    model = cnnzoo.create_model("alexnet").eval()
+    model = cnnzoo.create_model("alexnet", device="meta")  # LRN has no weights: meta is enough
     lrn = [m for m in model.features if isinstance(m, nn.LocalResponseNorm)]
     assert len(lrn) == 2
     a = torch.randn(1, 12, 3, 3) * 10
@@ -98,9 +98,12 @@ def test_alexnet_lrn_is_the_papers_formula():
 
 
 def test_alexnet_2gpu_towers_are_separate():
-    model = cnnzoo.create_model("alexnet_2gpu")
+    model = cnnzoo.create_model("alexnet_2gpu", device="meta")
     convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
     assert [c.groups for c in convs] == [1, 2, 1, 2, 2]
+    convs[1].to_empty(device="cpu")  # only CONV2 needs real weights
+    nn.init.normal_(convs[1].weight)
+    nn.init.zeros_(convs[1].bias)
     # A gradient check that CONV2's first tower ignores the second tower's maps: perturbing
     # CONV1's channels 48..95 must not change CONV2's first 128 outputs.
     x = torch.randn(1, 96, 9, 9, requires_grad=True)
