@@ -156,3 +156,16 @@ def test_bad_checkpoints_one_line_exit_2(runs, tmp_path, capsys, command):
     argv = [command, str(run), "--model", "resnet18"] + ([str(img)] if command == "predict" else [])
     assert main(argv) == 2
     assert "is for model 'lenet5', not 'resnet18'" in capsys.readouterr().err
+
+
+def test_demo_trains_evaluates_predicts_on_digits(tmp_path, capsys):
+    argv = ["demo", "--data", "digits", "--epochs", "3", "--out", str(tmp_path), "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    acc = float(out.split("accuracy ", 1)[1].split()[0])
+    assert acc > 0.7, out  # chance is 0.1; about 0.95 after three epochs
+    assert out.count("[ok]") + out.count("[wrong]") == 5
+    model, ckpt = cnnzoo.model_from_checkpoint(tmp_path / "best.pt")
+    bundle = load_data("digits", input_size=(1, 32, 32))
+    probs, labels = predict_probs(model, bundle.test)
+    assert acc == pytest.approx((probs.argmax(1) == labels).double().mean().item(), abs=1e-4)

@@ -225,6 +225,8 @@ def _fit(
     if ckpt is not None:
         load_state_dict_checked(model, ckpt["state_dict"], source="resume checkpoint")
     if world > 1 and config.sync_bn:
+        if device.type != "cuda":  # PyTorch's SyncBatchNorm has no CPU implementation
+            raise CnnzooError("--sync-bn needs CUDA devices (SyncBatchNorm is GPU-only); drop it")
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     raw = model.to(device)
     if config.channels_last:
