@@ -211,15 +211,7 @@ def compare_row(name: str, batch_size: int = 1) -> ComparisonRow:
 
     info = get_model_info(name)  # an unknown name raises here, with the closest names
     model = create_model(name, device="meta")
-    try:
-        report = analyze(model, input_size=info.input_size, batch_size=batch_size, name=name)
-    except CnnzooError as err:
-        # The analyzer's training-mode pass cannot run batch norm on a single value per channel
-        # (Inception v3's auxiliary head at 1x1); two images give the same per-image figures.
-        if batch_size != 1 or "more than 1 value per channel" not in str(err):
-            raise
-        batch_size = 2
-        report = analyze(model, input_size=info.input_size, batch_size=batch_size, name=name)
+    report = analyze(model, input_size=info.input_size, batch_size=batch_size, name=name)
     total = report.total
     named = dict(model.named_parameters(remove_duplicate=False))
     unused = {id(named[n]): named[n].numel() for n in total.unused_params if n in named}
