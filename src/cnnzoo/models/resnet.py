@@ -29,9 +29,18 @@ def conv1x1(in_chs: int, out_chs: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_chs, out_chs, 1, stride, bias=False)
 
 
-def _drop_path_or_identity(p: float) -> nn.Module:
-    # nn.Identity when there is nothing to drop keeps the module tree of a plain ResNet simple
+def drop_path_or_identity(p: float) -> nn.Module:
+    """``DropPath(p)``, or ``nn.Identity`` when there is nothing to drop (a simpler module tree)."""
     return DropPath(p) if p > 0 else nn.Identity()
+
+
+def linear_drop_rates(rate: float, total: int) -> list[float]:
+    """Stochastic depth's linear decay rule (Huang et al. 2016): block l = 1..L drops its residual
+    branch with probability ``rate * l / L``, so the last one with ``rate`` (1 - p_L in the
+    paper, where p_l are survival probabilities)."""
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"drop_path_rate must be in [0, 1), got {rate}")
+    return [rate * (i + 1) / total for i in range(total)]
 
 
 class BasicBlock(nn.Module):
@@ -61,7 +70,7 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
         self.se = SqueezeExcite(planes, reduction=16) if se else None
-        self.drop_path = _drop_path_or_identity(drop_path)
+        self.drop_path = drop_path_or_identity(drop_path)
         self.downsample = downsample
 
     def zero_init_last(self) -> None:
@@ -111,7 +120,7 @@ class Bottleneck(nn.Module):
         self.bn3 = nn.BatchNorm2d(out_chs)
         self.relu = nn.ReLU(inplace=True)
         self.se = SqueezeExcite(out_chs, reduction=16) if se else None
-        self.drop_path = _drop_path_or_identity(drop_path)
+        self.drop_path = drop_path_or_identity(drop_path)
         self.downsample = downsample
 
     def zero_init_last(self) -> None:
@@ -160,8 +169,6 @@ class ResNet(ZooModel):
         super().__init__()
         if len(layers) != 4 or min(layers) < 1:
             raise ValueError(f"layers must be four positive block counts, got {layers}")
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
         self.num_classes, self.in_chans = num_classes, in_chans
         self.num_features = 512 * block.expansion
         self.groups, self.base_width = groups, width_per_group
@@ -171,9 +178,7 @@ class ResNet(ZooModel):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
 
-        # block l = 1..L drops with probability rate * l / L (Huang et al. 2016, eq. 4)
-        total = sum(layers)
-        rates = iter([drop_path_rate * (i + 1) / total for i in range(total)])
+        rates = iter(linear_drop_rates(drop_path_rate, sum(layers)))
         self.inplanes = 64
         self.layer1 = self._make_layer(block, 64, layers[0], 1, rates, se)
         self.layer2 = self._make_layer(block, 128, layers[1], 2, rates, se)

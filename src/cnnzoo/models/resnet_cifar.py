@@ -14,18 +14,8 @@ from torch import nn
 from ..errors import CnnzooError
 from ..registry import register_model
 from ._base import ZooModel
-from .layers import DropPath, he_init_
-
-
-def _drop_path_or_identity(p: float) -> nn.Module:
-    return DropPath(p) if p > 0 else nn.Identity()
-
-
-def _linear_decay(rate: float, total: int) -> list[float]:
-    """Drop probabilities of blocks l = 1..L: ``rate * l / L`` (Huang et al. 2016, eq. 4)."""
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"drop_path_rate must be in [0, 1), got {rate}")
-    return [rate * (i + 1) / total for i in range(total)]
+from .layers import he_init_
+from .resnet import drop_path_or_identity, linear_drop_rates
 
 
 class PadShortcut(nn.Module):
@@ -80,7 +70,7 @@ class CifarBasicBlock(nn.Module):
             self.shortcut = (
                 nn.Identity() if same else PadShortcut(in_chs, out_chs, stride, shortcut_pool)
             )
-        self.drop_path = _drop_path_or_identity(drop_path)
+        self.drop_path = drop_path_or_identity(drop_path)
 
     def zero_init_last(self) -> None:
         """Zero the last BN's scale: a residual block becomes the identity, a plain one zero."""
@@ -141,7 +131,7 @@ class CifarResNet(ZooModel):
         self.conv1 = nn.Conv2d(in_chans, 16, 3, 1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(16)
         self.relu = nn.ReLU(inplace=True)
-        rates = iter(_linear_decay(drop_path_rate, 3 * n))
+        rates = iter(linear_drop_rates(drop_path_rate, 3 * n))
         stages, in_chs = [], 16
         for out_chs, stride in ((16, 1), (32, 2), (64, 2)):  # filters, stride of the first block
             blocks = []
@@ -203,7 +193,7 @@ class WideBasicBlock(nn.Module):
         self.shortcut: nn.Module | None = None
         if stride != 1 or in_chs != out_chs:
             self.shortcut = nn.Conv2d(in_chs, out_chs, 1, stride, bias=False)
-        self.drop_path = _drop_path_or_identity(drop_path)
+        self.drop_path = drop_path_or_identity(drop_path)
 
     def zero_init_last(self) -> None:
         """Zero the last convolution (a pre-activation branch ends with it, not with a BN)."""
@@ -255,7 +245,7 @@ class WideResNet(ZooModel):
         widths = (16 * widen_factor, 32 * widen_factor, 64 * widen_factor)
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, widths[-1]
         self.conv1 = nn.Conv2d(in_chans, 16, 3, 1, padding=1, bias=False)
-        rates = iter(_linear_decay(drop_path_rate, 3 * n))
+        rates = iter(linear_drop_rates(drop_path_rate, 3 * n))
         stages, in_chs = [], 16
         for out_chs, stride in zip(widths, (1, 2, 2), strict=True):
             blocks = []
