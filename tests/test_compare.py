@@ -95,7 +95,11 @@ def test_reference_is_consistent():
     assert not set(ref["models"]) & set(ref["no_imagenet"])
     # every registered architecture either has a figure or says why it has none
     missing = [n for n in cnnzoo.list_models() if n not in ref["models"]]
-    assert [n for n in missing if n not in ref["no_imagenet"]] == []
+    missing = [n for n in missing if n not in ref["no_imagenet"]]
+    assert missing == [], (
+        f"{missing}: give each a published figure ('models') or the reason it has none "
+        "('no_imagenet') in src/cnnzoo/resources/reference.json"
+    )
     # the notes' chart: 16.4 (2012) -> 11.7 (2013) -> 7.3 / 6.7 (2014) -> 3.57 (2015)
     chart = {(e["year"], e["entry"].split()[0]): e["top5_error"] for e in ref["ilsvrc"]}
     assert chart[(2012, "AlexNet")] == 16.4 and chart[(2013, "ZFNet")] == 11.7
