@@ -100,6 +100,20 @@ def test_zero_last_bn_identity_for_resnet_collapse_for_plain():
         torch.testing.assert_close(plain(x), plain.fc.bias.expand(2, 10))
 
 
+def test_gradient_reaches_stem_only_through_shortcuts():
+    """Same weights, every block's last BN scale at zero: the ResNet's stem still gets a gradient
+    (through the identity paths), the plain net's gets exactly none."""
+    res = cnnzoo.create_model("resnet20", zero_init_last=True)
+    plain = cnnzoo.create_model("plain20")
+    plain.load_state_dict(res.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    for model in (res, plain):
+        model.eval()
+        model(x).logsumexp(1).sum().backward()
+    assert res.conv1.weight.grad.abs().sum() > 0
+    assert torch.count_nonzero(plain.conv1.weight.grad) == 0
+
+
 def test_plain_block_has_no_addition():
     torch.manual_seed(0)
     res_block = CifarBasicBlock(16, 16, 1, shortcut=True).eval()
