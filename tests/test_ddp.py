@@ -139,6 +139,6 @@ def test_torchrun_two_processes_same_accuracy_band(tmp_path):
     for out, proc in (("one", one), ("two", two)):
         line = [s for s in proc.stdout.splitlines() if s.startswith("cnnzoo train: done")]
         assert len(line) == 1, proc.stdout  # rank 0 alone reports
-        acc.append(json.loads(line[0].split("done ", 1)[1])["test_acc"])
+        acc.append(json.loads(line[0].split("done ", 1)[1])["test_acc_last"])
         assert sorted(p.name for p in (tmp_path / out).glob("*.pt")) == ["best.pt", "last.pt"]
     assert acc[0] > 0.6 and acc[1] > 0.6 and abs(acc[0] - acc[1]) < 0.08, acc

@@ -247,7 +247,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 from ..train import evaluate
 
                 test = evaluate(model, bundle.test, bundle.classes, batch_size=256)
-                summary["test_acc"] = test["accuracy"]
+                summary["test_acc_last"] = test["accuracy"]  # the final weights, not best.pt
             print("cnnzoo train: done " + json.dumps(summary), flush=True)
         return 0
     finally:
