@@ -8,6 +8,7 @@ The model is left exactly as it was. See docs/anatomy.md for the definitions.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
@@ -52,11 +53,29 @@ def analyze(
     except CnnzooError:
         raise
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        if _raised_by_analyzer(err):  # a bug of ours, not the user's model: keep the traceback
+            raise
         size = "x".join(map(str, input_size))
         raise CnnzooError(
             f"{type(model).__name__} does not run on a {size} input: {str(err).splitlines()[0]}"
         ) from err
     return _build_report(model, trace, memory, input_size, batch_size, dtype, name)
+
+
+def _raised_by_analyzer(err: BaseException) -> bool:
+    """Whether the innermost frame of ``err`` is in this package (rather than in the model or in
+    PyTorch, which is where a model that does not run on the input fails)."""
+    if getattr(err, "cnnzoo_op_error", False):
+        return False
+    tb = err.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return last is not None and os.path.dirname(os.path.abspath(last)) == _HERE
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _build_report(

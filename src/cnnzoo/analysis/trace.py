@@ -175,7 +175,11 @@ class _Recorder(TorchFunctionMode):
             # PyTorch's meta batch norm is a slow Python decomposition; the shape is all we need.
             out = torch.empty_like(args[0])
         else:
-            out = func(*args, **kwargs)
+            try:
+                out = func(*args, **kwargs)
+            except Exception as err:
+                err.cnnzoo_op_error = True  # the model's op failed, not the analyzer
+                raise
         if not self.stack:  # outside the model (functional_call's own bookkeeping)
             return out
         name = op_name(func)
