@@ -273,3 +273,39 @@ def test_lenet5_learns_fashion_mnist(tmp_path):
     test = evaluate(model, bundle.test, bundle.classes)
     assert test["accuracy"] > 0.6, test["accuracy"]  # chance is 0.1
     assert result["history"][1]["train_loss"] < result["history"][0]["train_loss"]
+
+
+def test_sigint_saves_and_exits_cleanly(tmp_path):
+    run = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "cnnzoo",
+        "train",
+        "lenet5",
+        "--data",
+        "digits",
+        "--epochs",
+        "1000",
+        "--batch-size",
+        "16",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        str(run),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (run / "last.pt").exists():
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err and "Traceback" not in err
+    done = load_checkpoint(run / "last.pt")["epoch"]
+    assert done >= 1 and load_checkpoint(run / "interrupted.pt")["epoch"] >= done

@@ -271,7 +271,6 @@ def _fit(
         "config": config.to_dict(),
         "data": dict(data_args or {}),
     }
-    epoch = start_epoch
     try:
         for epoch in range(start_epoch, config.epochs):
             # dropout and other in-model randomness: a fresh, per-epoch (and per-rank) stream
@@ -353,7 +352,7 @@ def _fit(
                 model_args,
                 raw.state_dict(),
                 **meta,
-                epoch=epoch,
+                epoch=len(history),  # epochs completed; the current one was cut short
                 history=history,
             )
         raise
