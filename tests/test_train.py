@@ -123,6 +123,34 @@ def test_aux_losses_weighted_as_the_paper():
     assert torch.allclose(compute_loss(main, y)[0], F.cross_entropy(main, y))
 
 
+class TinyAux(nn.Module):
+    """Returns (main, aux) in training mode, main alone in eval mode, as GoogLeNet does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                  nn.Flatten())  # fmt: skip
+        self.fc, self.aux = nn.Linear(4, 10), nn.Linear(4, 10)
+
+    def forward(self, x):
+        h = self.body(x)
+        return (self.fc(h), self.aux(h)) if self.training else self.fc(h)
+
+
+def test_fit_trains_the_aux_head_through_its_loss(digits, tmp_path):
+    model = TinyAux()
+    aux = model.aux.weight.clone()  # only the auxiliary loss reaches these weights
+    fit(model, digits, TrainConfig(epochs=1, weight_decay=0, **QUIET), tmp_path,
+        model_name="tiny", model_args={})  # fmt: skip
+    assert not torch.equal(aux, model.aux.weight)
+    frozen = TinyAux()
+    aux = frozen.aux.weight.clone()
+    fit(frozen, digits, TrainConfig(epochs=1, weight_decay=0, aux_weight=0.0, **QUIET),
+        tmp_path / "b", model_name="tiny", model_args={})  # fmt: skip
+    assert torch.equal(aux, frozen.aux.weight)
+
+
+@pytest.mark.slow
 def test_googlenet_trains_with_aux_heads(tmp_path):
     if "googlenet" not in cnnzoo.list_models():
         pytest.skip("googlenet is not registered yet")
