@@ -317,3 +317,31 @@ def test_fashion_mnist_system_files():
     assert torch.bincount(b.test.labels).tolist() == [1000] * 10
     # the published mean of the training pixels
     assert abs(b.train.images.float().mean().item() / 255 - 0.2860) < 0.002
+
+
+def test_cifar100_fine_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "cifar-100-python"
+    root.mkdir()
+    for name, n in (("train", 30), ("test", 10)):
+        data = rng.integers(0, 256, (n, 3072)).astype(np.uint8)
+        fine = [int(v) for v in rng.integers(0, 100, n)]
+        batch = {b"data": data, b"fine_labels": fine, b"coarse_labels": [f // 5 for f in fine]}
+        with open(root / name, "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    with open(root / "meta", "wb") as f:
+        pickle.dump({b"fine_label_names": [f"f{i}".encode() for i in range(100)]}, f, protocol=2)
+    b = load_data("cifar100", data_dir=tmp_path)
+    assert len(b.classes) == 100 and b.classes[42] == "f42"
+    assert b.test.labels.tolist() == fine
+
+
+def test_download_failure_is_one_clear_error(tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network")
+
+    monkeypatch.setattr(tvd, "MNIST", offline)
+    with pytest.raises(DataError, match=r"downloading mnist into .* failed: .*no network"):
+        load_data("mnist", data_dir=tmp_path, download=True)

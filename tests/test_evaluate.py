@@ -169,3 +169,12 @@ def test_demo_trains_evaluates_predicts_on_digits(tmp_path, capsys):
     bundle = load_data("digits", input_size=(1, 32, 32))
     probs, labels = predict_probs(model, bundle.test)
     assert acc == pytest.approx((probs.argmax(1) == labels).double().mean().item(), abs=1e-4)
+
+
+def test_evaluate_on_data_with_other_classes_refused(runs, tmp_path, capsys):
+    from test_data import write_folder
+
+    _, (run, _) = runs
+    write_folder(tmp_path / "imgs", classes=("cat", "dog"))
+    assert main(["evaluate", str(run), "--data", str(tmp_path / "imgs"), "--split", "val"]) == 2
+    assert "has classes ['cat', 'dog']" in capsys.readouterr().err

@@ -337,3 +337,16 @@ def test_sigint_saves_and_exits_cleanly(tmp_path):
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err
     done = load_checkpoint(run / "last.pt")["epoch"]
     assert done >= 1 and load_checkpoint(run / "interrupted.pt")["epoch"] >= done
+
+
+def test_tensorboard_and_csv_hold_the_history(digits, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = TrainConfig(epochs=2, progress=False, plots=False)
+    result = fit(small_cnn(), digits, cfg, tmp_path, model_name="small", model_args={})
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    val = [e.value for e in events.Scalars("accuracy/val")]
+    assert val == pytest.approx([r["val_acc"] for r in result["history"]])
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()[1:]
+    assert [float(r.split(",")[5]) for r in rows] == pytest.approx(val)
