@@ -350,3 +350,25 @@ def test_tensorboard_and_csv_hold_the_history(digits, tmp_path):
     assert val == pytest.approx([r["val_acc"] for r in result["history"]])
     rows = (tmp_path / "metrics.csv").read_text().splitlines()[1:]
     assert [float(r.split(",")[5]) for r in rows] == pytest.approx(val)
+
+
+def test_any_map_style_dataset_trains_like_the_in_memory_one(tmp_path):
+    """A plain TensorDataset goes through torch's DataLoader + DistributedSampler, whose seeded
+    permutation is the in-memory loader's: the same data gives the same weights."""
+    from torch.utils.data import TensorDataset
+
+    from cnnzoo.data import DataBundle
+
+    bundle = load_data("digits", input_size=(1, 16, 16), limit=128)
+    x, y = bundle.train.get_batch(range(len(bundle.train)))
+    xv, yv = bundle.val.get_batch(range(len(bundle.val)))
+    plain = DataBundle(TensorDataset(x, y), TensorDataset(xv, yv), None, bundle.classes,
+                       bundle.preprocess)  # fmt: skip
+    cfg = TrainConfig(epochs=2, batch_size=16, **QUIET)
+    models = []
+    for i, b in enumerate((bundle, plain)):
+        torch.manual_seed(0)
+        models.append(small_cnn())
+        fit(models[-1], b, cfg, tmp_path / str(i), model_name="small", model_args={})
+    a, b = models[0].state_dict(), models[1].state_dict()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)

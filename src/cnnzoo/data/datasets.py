@@ -115,7 +115,12 @@ class BatchLoader:
 
 
 class SamplerLoader:
-    """A torch DataLoader over any map-style dataset, with ``set_epoch`` like ``BatchLoader``."""
+    """A torch DataLoader over any map-style dataset, with ``set_epoch`` like ``BatchLoader``.
+
+    It draws its workers' seeds from its own generator, re-seeded each epoch, not from torch's
+    global one: iterating it leaves the model's random stream (dropout) alone, and a resumed run
+    gives worker-side random transforms the same seeds.
+    """
 
     def __init__(
         self,
@@ -128,15 +133,23 @@ class SamplerLoader:
         drop_last: bool,
         num_workers: int,
     ) -> None:
+        self.seed = seed
         self.sampler = DistributedSampler(
             dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed
         )
+        self.generator = torch.Generator().manual_seed(seed)
         self.loader = DataLoader(
-            dataset, batch_size, sampler=self.sampler, drop_last=drop_last, num_workers=num_workers
+            dataset,
+            batch_size,
+            sampler=self.sampler,
+            drop_last=drop_last,
+            num_workers=num_workers,
+            generator=self.generator,
         )
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
+        self.generator.manual_seed((self.seed + 1) * 1_000_003 + epoch)
 
     def __len__(self) -> int:
         return len(self.loader)
