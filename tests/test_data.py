@@ -345,3 +345,12 @@ def test_download_failure_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(tvd, "MNIST", offline)
     with pytest.raises(DataError, match=r"downloading mnist into .* failed: .*no network"):
         load_data("mnist", data_dir=tmp_path, download=True)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    from cnnzoo.data import open_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.new("RGB", (20, 10), (200, 0, 0)).save(tmp_path / "photo.jpg", exif=exif)
+    assert open_image(tmp_path / "photo.jpg", 3).shape == (3, 20, 10)  # upright: 10 wide, 20 high

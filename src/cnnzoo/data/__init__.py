@@ -31,6 +31,7 @@ __all__ = [
     "augment_batch",
     "load_data",
     "load_image",
+    "open_image",
     "make_loader",
     "DATASETS",
 ]

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 
 from ..errors import DataError
@@ -27,6 +27,7 @@ def open_image(path: str | Path, channels: int) -> torch.Tensor:
     path = Path(path)
     try:
         with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img)  # camera photos: upright as a viewer shows them
             img = img.convert("L" if channels == 1 else "RGB")
             return TF.pil_to_tensor(img)
     except FileNotFoundError:
