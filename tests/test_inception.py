@@ -209,7 +209,7 @@ def test_inception_resnet_block_zero_init_and_drop_path():
 
 FAMILY = {  # name: smallest square input
     "googlenet": 15,
-    "inception_v2": 23,
+    "inception_v2": 7,
     "inception_v3": 75,
     "inception_v4": 75,
     "inception_resnet_v2": 75,
@@ -224,6 +224,15 @@ def test_smallest_input_is_named(name):
     expected = f"smallest square input it accepts is {side}x{side}"
     with pytest.raises(cnnzoo.InputTooSmallError, match=expected):
         model(torch.empty(1, 3, side - 1, side - 1, device="meta"))
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY))
+def test_runs_at_odd_and_even_sizes_above_the_smallest(name):
+    # Concatenated branches must agree on the grid at every size, not only at the paper's.
+    side = FAMILY[name]
+    model = cnnzoo.create_model(name, num_classes=3, device="meta").eval()
+    for size in (side, side + 1, 2 * side + 1, 2 * side + 2):
+        assert model(torch.empty(1, 3, size, size, device="meta")).shape == (1, 3)
 
 
 @pytest.mark.parametrize("name", sorted(FAMILY))

@@ -66,8 +66,9 @@ class InceptionBN(nn.Module):
             conv_bn(dbl3x3, dbl3x3, 3, stride),
         )
         if stride == 2:
-            # ceil_mode keeps the pool's grid equal to the stride-2 convolutions' (28 -> 14).
-            self.branch4 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
+            # Padded like the stride-2 convolutions, so the grids agree at every input size
+            # (Caffe's unpadded ceil-mode pool agrees only on even grids, as 28 and 14 at 224).
+            self.branch4 = nn.MaxPool2d(3, stride=2, padding=1)
         else:
             # Caffe's average pool counts the zero padding, as do the published weights.
             Pool = nn.AvgPool2d if pool == "avg" else nn.MaxPool2d
