@@ -8,6 +8,7 @@ epoch. A run stopped after epoch 2 and resumed therefore repeats epochs 3.. exac
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -185,187 +186,172 @@ def fit(
     Returns ``{"history": [...], "best_val_acc", "best_epoch", "last", "best", "epochs_run"}``.
     A KeyboardInterrupt saves ``interrupted.pt`` (the weights mid-epoch) and is re-raised.
     """
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
-    if config.deterministic:
-        seed_everything(config.seed, deterministic=True)
-    try:
-        return _fit(
-            model,
-            bundle,
-            config,
-            Path(out_dir),
-            model_name,
-            model_args,
-            param_groups,
-            lr_mult,
-            resume,
-            data_args,
-            on_epoch_end,
-        )
-    finally:
-        torch.use_deterministic_algorithms(was_deterministic)  # a library call leaves no trace
-
-
-def _fit(
-    model,
-    bundle,
-    config,
-    out,
-    model_name,
-    model_args,
-    param_groups,
-    lr_mult,
-    resume,
-    data_args,
-    on_epoch_end,
-) -> dict:
-    rank, world, _ = dist_info()
-    device = resolve_device(config.device)
-    ckpt = _resume_checkpoint(resume)
-    if ckpt is not None:
-        load_state_dict_checked(model, ckpt["state_dict"], source="resume checkpoint")
-    if world > 1 and config.sync_bn:
-        if device.type != "cuda":  # PyTorch's SyncBatchNorm has no CPU implementation
-            raise CnnzooError("--sync-bn needs CUDA devices (SyncBatchNorm is GPU-only); drop it")
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    raw = model.to(device)
-    if config.channels_last:
-        raw = raw.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(raw, config, param_groups, lr_mult)
-    loader = make_loader(
-        bundle.train,
-        config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-        rank=rank,
-        world_size=world,
-        drop_last=world > 1,
-    )
-    schedule = LRSchedule(optimizer, config, len(loader))
-    fp16 = amp_dtype_of(config, device) == torch.float16
-    scaler = torch.amp.GradScaler(device.type) if fp16 else None
-    history: list[dict] = []
-    start_epoch, best_acc, best_epoch = 0, -1.0, 0
-    if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        schedule.load_state_dict(ckpt["scheduler"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        history = list(ckpt.get("history", []))
-        start_epoch = int(ckpt["epoch"])
-        best_acc, best_epoch = float(ckpt.get("best_val_acc", -1)), int(ckpt.get("best_epoch", 0))
-    net = raw
-    if world > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        net = nn.parallel.DistributedDataParallel(raw, device_ids=ids)
-    if config.compile:
-        net = torch.compile(net)
-    aux_weight = _aux_weight(config, raw, model_name)
-    main = rank == 0
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-    tb = TensorBoardLog(out, config.tensorboard and main, start_epoch)
-    meta = {
-        "classes": list(bundle.classes),
-        "preprocess": dict(bundle.preprocess),
-        "config": config.to_dict(),
-        "data": dict(data_args or {}),
-    }
-    try:
-        for epoch in range(start_epoch, config.epochs):
-            # dropout and other in-model randomness: a fresh, per-epoch (and per-rank) stream
-            torch.manual_seed(config.seed * 1_000_003 + epoch * 7919 + rank)
-            loader.set_epoch(epoch)
-            tr = train_one_epoch(
-                net,
-                loader,
-                optimizer,
-                config,
-                device,
-                schedule,
-                epoch * len(loader),
-                scaler,
-                aux_weight,
-                desc=f"epoch {epoch + 1}/{config.epochs}",
-            )
-            va = None
-            if main or world == 1:
-                va = evaluate(
-                    raw,
-                    bundle.val,
-                    bundle.classes,
-                    device,
-                    config.eval_batch_size,
-                    amp_dtype_of(config, device),
-                    config.channels_last,
+    out = Path(out_dir)
+    with _deterministic_mode(config):
+        rank, world, _ = dist_info()
+        device = resolve_device(config.device)
+        ckpt = _resume_checkpoint(resume)
+        if ckpt is not None:
+            load_state_dict_checked(model, ckpt["state_dict"], source="resume checkpoint")
+        if world > 1 and config.sync_bn:
+            if device.type != "cuda":  # PyTorch's SyncBatchNorm has no CPU implementation
+                raise CnnzooError(
+                    "--sync-bn needs CUDA devices (SyncBatchNorm is GPU-only); drop it"
                 )
-            va = broadcast_object(
-                {k: va[k] for k in ("loss", "accuracy", "top5")} if va is not None else None
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        raw = model.to(device)
+        if config.channels_last:
+            raw = raw.to(memory_format=torch.channels_last)
+        optimizer = build_optimizer(raw, config, param_groups, lr_mult)
+        loader = make_loader(
+            bundle.train,
+            config.batch_size,
+            shuffle=True,
+            seed=config.seed,
+            rank=rank,
+            world_size=world,
+            drop_last=world > 1,
+        )
+        schedule = LRSchedule(optimizer, config, len(loader))
+        fp16 = amp_dtype_of(config, device) == torch.float16
+        scaler = torch.amp.GradScaler(device.type) if fp16 else None
+        history: list[dict] = []
+        start_epoch, best_acc, best_epoch = 0, -1.0, 0
+        if ckpt is not None:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            schedule.load_state_dict(ckpt["scheduler"])
+            if scaler is not None and ckpt.get("scaler"):
+                scaler.load_state_dict(ckpt["scaler"])
+            history = list(ckpt.get("history", []))
+            start_epoch = int(ckpt["epoch"])
+            best_acc, best_epoch = (
+                float(ckpt.get("best_val_acc", -1)),
+                int(ckpt.get("best_epoch", 0)),
             )
-            schedule.epoch_end(va["accuracy"])
-            row = {
-                "epoch": epoch + 1,
-                "lr": optimizer.param_groups[0]["lr"],
-                "train_loss": tr["loss"],
-                "train_acc": tr["accuracy"],
-                "val_loss": va["loss"],
-                "val_acc": va["accuracy"],
-                "val_top5": va["top5"],
-                "images_per_s": tr["images_per_s"],
-                "time_s": tr["time_s"],
-            }
-            history.append(row)
-            improved = row["val_acc"] > best_acc
-            if improved:
-                best_acc, best_epoch = row["val_acc"], epoch + 1
+        net = raw
+        if world > 1:
+            ids = [device.index] if device.type == "cuda" else None
+            net = nn.parallel.DistributedDataParallel(raw, device_ids=ids)
+        if config.compile:
+            net = torch.compile(net)
+        aux_weight = _aux_weight(config, raw, model_name)
+        main = rank == 0
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+        tb = TensorBoardLog(out, config.tensorboard and main, start_epoch)
+        meta = {
+            "classes": list(bundle.classes),
+            "preprocess": dict(bundle.preprocess),
+            "config": config.to_dict(),
+            "data": dict(data_args or {}),
+        }
+        try:
+            for epoch in range(start_epoch, config.epochs):
+                # dropout and other in-model randomness: a fresh, per-epoch (and per-rank) stream
+                torch.manual_seed(config.seed * 1_000_003 + epoch * 7919 + rank)
+                loader.set_epoch(epoch)
+                tr = train_one_epoch(
+                    net,
+                    loader,
+                    optimizer,
+                    config,
+                    device,
+                    schedule,
+                    epoch * len(loader),
+                    scaler,
+                    aux_weight,
+                    desc=f"epoch {epoch + 1}/{config.epochs}",
+                )
+                va = None
+                if main or world == 1:
+                    va = evaluate(
+                        raw,
+                        bundle.val,
+                        bundle.classes,
+                        device,
+                        config.eval_batch_size,
+                        amp_dtype_of(config, device),
+                        config.channels_last,
+                    )
+                va = broadcast_object(
+                    {k: va[k] for k in ("loss", "accuracy", "top5")} if va is not None else None
+                )
+                schedule.epoch_end(va["accuracy"])
+                row = {
+                    "epoch": epoch + 1,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "train_loss": tr["loss"],
+                    "train_acc": tr["accuracy"],
+                    "val_loss": va["loss"],
+                    "val_acc": va["accuracy"],
+                    "val_top5": va["top5"],
+                    "images_per_s": tr["images_per_s"],
+                    "time_s": tr["time_s"],
+                }
+                history.append(row)
+                improved = row["val_acc"] > best_acc
+                if improved:
+                    best_acc, best_epoch = row["val_acc"], epoch + 1
+                if main:
+                    _print_epoch(row, config, improved)
+                    save_checkpoint(
+                        out / "last.pt",
+                        model_name,
+                        model_args,
+                        raw.state_dict(),
+                        **meta,
+                        epoch=epoch + 1,
+                        metrics=row,
+                        history=history,
+                        best_val_acc=best_acc,
+                        best_epoch=best_epoch,
+                        optimizer=optimizer.state_dict(),
+                        scheduler=schedule.state_dict(),
+                        scaler=scaler.state_dict() if scaler is not None else None,
+                        rng=_rng_state(),
+                    )
+                    if improved:
+                        _atomic_copy(out / "last.pt", out / "best.pt")
+                    write_metrics_csv(history, out / "metrics.csv")
+                    tb.log(row)
+                    if config.plots:
+                        plot_curves(history, out / "curves.png")
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch + 1, row)
+        except KeyboardInterrupt:
             if main:
-                _print_epoch(row, config, improved)
                 save_checkpoint(
-                    out / "last.pt",
+                    out / "interrupted.pt",
                     model_name,
                     model_args,
                     raw.state_dict(),
                     **meta,
-                    epoch=epoch + 1,
-                    metrics=row,
+                    epoch=len(history),  # epochs completed; the current one was cut short
                     history=history,
-                    best_val_acc=best_acc,
-                    best_epoch=best_epoch,
-                    optimizer=optimizer.state_dict(),
-                    scheduler=schedule.state_dict(),
-                    scaler=scaler.state_dict() if scaler is not None else None,
-                    rng=_rng_state(),
                 )
-                if improved:
-                    _atomic_copy(out / "last.pt", out / "best.pt")
-                write_metrics_csv(history, out / "metrics.csv")
-                tb.log(row)
-                if config.plots:
-                    plot_curves(history, out / "curves.png")
-            if on_epoch_end is not None:
-                on_epoch_end(epoch + 1, row)
-    except KeyboardInterrupt:
-        if main:
-            save_checkpoint(
-                out / "interrupted.pt",
-                model_name,
-                model_args,
-                raw.state_dict(),
-                **meta,
-                epoch=len(history),  # epochs completed; the current one was cut short
-                history=history,
-            )
-        raise
+            raise
+        finally:
+            tb.close()
+        return {
+            "history": history,
+            "best_val_acc": best_acc,
+            "best_epoch": best_epoch,
+            "last": str(out / "last.pt"),
+            "best": str(out / "best.pt"),
+            "epochs_run": config.epochs - start_epoch,
+        }
+
+
+@contextlib.contextmanager
+def _deterministic_mode(config: TrainConfig):
+    """Deterministic kernels during ``fit`` if asked; a library call leaves no global trace."""
+    was = torch.are_deterministic_algorithms_enabled()
+    if config.deterministic:
+        seed_everything(config.seed, deterministic=True)
+    try:
+        yield
     finally:
-        tb.close()
-    return {
-        "history": history,
-        "best_val_acc": best_acc,
-        "best_epoch": best_epoch,
-        "last": str(out / "last.pt"),
-        "best": str(out / "best.pt"),
-        "epochs_run": config.epochs - start_epoch,
-    }
+        torch.use_deterministic_algorithms(was)
 
 
 def _resume_checkpoint(resume) -> dict | None:
