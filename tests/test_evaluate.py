@@ -19,6 +19,16 @@ from cnnzoo.train import evaluate_ensemble, metrics_from_probs, predict_probs
 from test_data import write_idx_dataset
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models on tiny batches: a second intra-op thread gains little, and on a busy machine
+    spinning threads cost several times the work itself."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_metrics_match_sklearn():
     g = torch.Generator().manual_seed(0)
     probs = torch.rand(200, 7, generator=g).softmax(1)

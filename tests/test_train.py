@@ -27,6 +27,16 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 QUIET = {"progress": False, "tensorboard": False, "plots": False}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models on tiny batches: a second intra-op thread gains little, and on a busy machine
+    spinning threads cost several times the work itself."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def small_cnn() -> nn.Module:
     """BN (running statistics) and dropout (randomness): both must survive a resume exactly."""
     return nn.Sequential(
