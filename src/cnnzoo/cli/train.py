@@ -202,6 +202,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     distributed = setup_distributed()
     try:
         seed_everything(config.seed, config.deterministic)
+        unknown = set(data_args) - set(inspect.signature(load_data).parameters)
+        if unknown:  # e.g. a `cnnzoo finetune` run's per-class subsampling
+            raise CnnzooError(
+                f"{out} was not made by `cnnzoo train` (its data has {sorted(unknown)}); "
+                f"resume it with the command that made it"
+            )
         bundle = load_data(
             **{**data_args, "input_size": tuple(data_args["input_size"])},
             strict=args.strict,
