@@ -12,6 +12,15 @@ from cnnzoo.models.inception import BN_INCEPTION_CFG
 from cnnzoo.models.inception_v3 import INCEPTION_V3_AUX_WEIGHT, InceptionOutputs
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tiny inputs run faster on one thread, and far faster when the cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def randomize_bn_(model: nn.Module) -> None:
     """BN statistics and affine parameters away from (0, 1), so eps and wiring show in outputs."""
     g = torch.Generator().manual_seed(1)

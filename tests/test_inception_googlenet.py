@@ -14,6 +14,15 @@ from cnnzoo.models.googlenet import (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These tiny inputs run faster on one thread, and far faster when the cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def conv_macs(module: nn.Module, x: torch.Tensor) -> list[int]:
     """Measured multiply-accumulates of every Conv2d in one forward (out pixels x fan-in)."""
     macs: list[int] = []
