@@ -360,6 +360,10 @@ def test_tensorboard_and_csv_hold_the_history(digits, tmp_path):
     assert val == pytest.approx([r["val_acc"] for r in result["history"]])
     rows = (tmp_path / "metrics.csv").read_text().splitlines()[1:]
     assert [float(r.split(",")[5]) for r in rows] == pytest.approx(val)
+    best = load_checkpoint(tmp_path / "best.pt")
+    first_best = val.index(max(val)) + 1  # ties keep the earlier epoch
+    assert best["epoch"] == first_best == result["best_epoch"]
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 2
 
 
 def test_any_map_style_dataset_trains_like_the_in_memory_one(tmp_path):
