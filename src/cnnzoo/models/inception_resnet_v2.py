@@ -23,10 +23,9 @@ from .layers import DropPath, he_init_
 class _Residual(nn.Module):
     """``act(x + drop_path(scale * up(concat(branches(x)))))``: the Inception-ResNet pattern."""
 
-    scale: float
+    scale: float  # the residual's scale (section 3.3)
     drop_path: nn.Module
-
-    conv2d: nn.Conv2d
+    conv2d: nn.Conv2d  # the linear 1x1 up-projection back to the input depth
 
     def residual(self, x: torch.Tensor, branches: torch.Tensor) -> torch.Tensor:
         return x + self.drop_path(self.conv2d(branches) * self.scale)
