@@ -222,7 +222,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if main:
             what = "resuming" if resume else "training"
             print(
-                f"cnnzoo train: {what} {name} on {bundle.name} ({len(bundle.train):,} train, "
+                f"cnnzoo train: {what} {name} on {bundle.name} from {bundle.source} "
+                f"({len(bundle.train):,} train, "
                 f"{len(bundle.val):,} val images, {bundle.num_classes} classes, input "
                 f"{'x'.join(map(str, bundle.preprocess['input_size']))}) -> {out}",
                 flush=True,
