@@ -47,12 +47,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     size = (src.input_size[0], *hw)
     model = src.model.eval()
     note = ""
+    fold_line = ""
     if args.fold_bn:
-        before = count_batchnorms(model)
         import torch
 
-        model = fold_bn(model, torch.zeros(1, *size))
-        note = f", {before - count_batchnorms(model)} of {before} batch norms folded"
+        before = count_batchnorms(model)
+        folded = fold_bn(model, torch.zeros(1, *size))
+        note = f", {before - count_batchnorms(folded)} of {before} batch norms folded"
+        x = torch.randn(2, *size)
+        with torch.no_grad():
+            diff = (folded(x) - model(x)).abs().max().item()
+        fold_line = (
+            f"  folded vs unfolded PyTorch model on a random batch: max abs difference {diff:.3g}"
+        )
+        model = folded
     out = args.out or f"{src.name}{SUFFIXES[args.format]}"
     res = export_model(model, out, args.format, input_size=size, opset=args.opset)
     runtime = {
@@ -65,6 +73,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"cnnzoo export: {src.name} -> {res.path} ({args.format}, {res.bytes / 1e6:.1f} MB, "
         f"input Nx{shape} with dynamic N{note})"
     )
+    if fold_line:
+        print(fold_line)
     check = "x".join(map(str, res.check_shape))
     print(
         f"  {runtime} vs PyTorch on a random {check} batch: max abs difference "
