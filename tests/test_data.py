@@ -354,3 +354,23 @@ def test_exif_orientation_is_applied(tmp_path):
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     Image.new("RGB", (20, 10), (200, 0, 0)).save(tmp_path / "photo.jpg", exif=exif)
     assert open_image(tmp_path / "photo.jpg", 3).shape == (3, 20, 10)  # upright: 10 wide, 20 high
+
+
+def test_lazy_folder_reads_the_same_images(tmp_path):
+    write_folder(tmp_path / "train", n=5)
+    write_folder(tmp_path / "test", n=3, seed=2)
+    (tmp_path / "test" / "cat" / "junk.png").write_text("not an image")
+    with pytest.warns(DataWarning, match="junk.png"):
+        eager = load_data(str(tmp_path), input_size=(3, 16, 16), in_memory=True)
+    with pytest.warns(DataWarning, match="junk.png"):
+        lazy = load_data(str(tmp_path), input_size=(3, 16, 16), in_memory=False)
+    assert type(lazy.test).__name__ == "FolderDataset" and len(lazy.test) == len(eager.test) == 6
+    # 10 training images: the lazy sample for the statistics is all of them
+    assert lazy.preprocess["mean"] == pytest.approx(eager.preprocess["mean"])
+    lazy.test.preprocess = eager.preprocess  # the same pipeline, to compare pixels exactly
+    for i in range(6):
+        assert torch.allclose(lazy.test[i][0], eager.test[i][0], atol=1e-6), i
+    assert lazy.test[4][1] == eager.test[4][1]
+    loader = make_loader(lazy.train, 4, shuffle=True)
+    x, y = next(iter(loader))
+    assert x.shape == (4, 3, 16, 16) and y.dtype == torch.long

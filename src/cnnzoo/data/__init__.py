@@ -17,7 +17,7 @@ import torch
 
 from ..errors import DataError
 from .datasets import BatchLoader, SamplerLoader, TensorImageDataset, make_loader
-from .folder import DataWarning, fit_to_size, list_classes, open_image, read_folder
+from .folder import DataWarning, FolderDataset, fit_to_size, open_image, read_folder, scan_folder
 from .readers import read_cifar, read_digits, read_idx_pair
 from .transforms import AUGMENTS, augment_batch, make_preprocess, normalize, to_model_space
 
@@ -26,6 +26,7 @@ __all__ = [
     "BatchLoader",
     "DataBundle",
     "DataWarning",
+    "FolderDataset",
     "SamplerLoader",
     "TensorImageDataset",
     "augment_batch",
@@ -131,6 +132,7 @@ def load_data(
     download: bool = False,
     limit: int | None = None,
     test_fraction: float = 0.2,
+    in_memory: bool | None = None,
 ) -> DataBundle:
     """Load a dataset by name or folder path (see the module doc).
 
@@ -140,6 +142,8 @@ def load_data(
     has no validation split; ``test_fraction`` likewise makes a test split for ``digits``.
     ``limit`` caps every split at that many images (quick runs). ``strict`` turns a skipped
     unreadable image into an error; ``download`` lets torchvision fetch a missing dataset.
+    ``in_memory`` (image folders): decode every image once at load time (the default when the
+    decoded folder fits in 2 GiB) or, if False, decode each image when it is used.
     """
     if augment not in AUGMENTS:
         raise DataError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
@@ -156,7 +160,7 @@ def load_data(
     elif key == "digits":
         bundle = _load_digits(input_size, test_fraction, g)
     elif Path(spec).is_dir():
-        bundle = _load_folder(Path(spec), input_size or (3, 224, 224), strict)
+        bundle = _load_folder(Path(spec), input_size or (3, 224, 224), strict, in_memory)
     elif Path(spec).exists():
         raise DataError(f"{spec} is a file; --data takes a dataset name or an image folder")
     else:
@@ -311,19 +315,34 @@ def _stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
     return xf.mean(1).tolist(), xf.std(1).clamp_min(1e-3).tolist()
 
 
-def _load_folder(root: Path, input_size, strict: bool) -> DataBundle:
+IN_MEMORY_BYTES = 2 * 1024**3  # image folders larger than this once decoded are read lazily
+
+
+def _load_folder(root: Path, input_size, strict: bool, in_memory: bool | None) -> DataBundle:
     c, h, w = input_size
     sub = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
     if "train" in sub:
-        x, y, classes = read_folder(sub["train"], None, c, (h, w), strict)
         val_dir = next((sub[k] for k in ("val", "valid", "validation") if k in sub), None)
-        val = read_folder(val_dir, classes, c, (h, w), strict)[:2] if val_dir else None
-        test = read_folder(sub["test"], classes, c, (h, w), strict)[:2] if "test" in sub else None
+        dirs = {"train": sub["train"], "val": val_dir, "test": sub.get("test")}
     else:
-        list_classes(root)
-        x, y, classes = read_folder(root, None, c, (h, w), strict)
-        val = test = None
-    mean, std = _stats(x)
+        dirs = {"train": root, "val": None, "test": None}
+    if in_memory is None:
+        n = sum(len(p) for d in dirs.values() if d for p in scan_folder(d, None)[0])
+        in_memory = n * c * h * w <= IN_MEMORY_BYTES
+    parts, classes = {}, None
+    for part, d in dirs.items():
+        if d is not None:
+            x, y, classes = read_folder(d, classes, c, (h, w), strict, decode=in_memory)
+            parts[part] = (x, y)
+    if in_memory:
+        mean, std = _stats(parts["train"][0])
+    else:  # statistics of a seeded sample of 256 training images
+        files = parts["train"][0]
+        pick = torch.randperm(len(files), generator=torch.Generator().manual_seed(0))[:256]
+        mean, std = _stats(
+            torch.stack([fit_to_size(open_image(files[i], c), (h, w)) for i in pick])
+        )
     pre = make_preprocess((c, h, w), (h, w), mean, std)
-    mk = lambda xy: TensorImageDataset(*xy, pre) if xy is not None else None  # noqa: E731
-    return DataBundle(mk((x, y)), mk(val), mk(test), classes, pre, source=str(root))
+    kind = TensorImageDataset if in_memory else FolderDataset
+    mk = {part: kind(*xy, pre) for part, xy in parts.items()}
+    return DataBundle(mk["train"], mk.get("val"), mk.get("test"), classes, pre, source=str(root))

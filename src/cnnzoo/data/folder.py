@@ -1,9 +1,11 @@
-"""Class-per-folder image trees (``root/<class>/*.jpg``), decoded once into memory.
+"""Class-per-folder image trees (``root/<class>/*.jpg``).
 
-Every image is decoded at load time, brought to the model's channels and to ``H x W`` (shorter side
-resized to fit, then a centre crop, as torchvision's evaluation transforms do) and kept as uint8.
-Decoding everything up front is what finds a corrupt file before training starts rather than in
-the middle of epoch 3; it also suits the folder sizes one fine-tunes on (thousands of images).
+Every image is decoded once at load time, brought to the model's channels and to ``H x W``
+(shorter side resized to fit, then a centre crop, as torchvision's evaluation transforms do) and
+kept as uint8: that finds a corrupt file before training starts rather than in the middle of
+epoch 3, and suits the folder sizes one fine-tunes on (thousands of images). A folder too big for
+memory is read by ``FolderDataset`` instead, which decodes each image when it is used (every
+file's header is checked at load time; a file that still fails to decode stops the run).
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from pathlib import Path
 
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from ..errors import DataError
+from .transforms import augment_batch, normalize, to_model_space
 
 
 class DataWarning(UserWarning):
@@ -56,41 +60,102 @@ def list_classes(root: Path) -> list[str]:
     return classes
 
 
+def scan_folder(root: Path, classes: list[str] | None) -> tuple[list[list[Path]], list[str]]:
+    """The files of each class folder of ``root`` (in the order of ``classes``, default: the
+    sorted folder names). An empty class folder is an error: the class could never be learned."""
+    found = list_classes(root)
+    classes = found if classes is None else classes
+    unknown = [c for c in found if c not in classes]
+    if unknown:
+        raise DataError(f"{root} has class folders {unknown} that the training split lacks")
+    per_class = []
+    for name in classes:
+        folder = root / name
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if not files and folder.is_dir():
+            raise DataError(f"class folder {folder} is empty; add images or remove the folder")
+        per_class.append(files)
+    return per_class, classes
+
+
 def read_folder(
     root: Path,
     classes: list[str] | None,
     channels: int,
     hw: tuple[int, int],
     strict: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """All images under ``root/<class>/``: (uint8 N x C x H x W, labels, class names).
+    decode: bool = True,
+) -> tuple[torch.Tensor | list[Path], torch.Tensor, list[str]]:
+    """The images under ``root/<class>/``: (uint8 N x C x H x W, labels, class names), or with
+    ``decode=False`` (a folder too big for memory) the files whose header PIL can read.
 
-    An empty class folder is an error (the class could never be learned); a file that does not
-    decode is skipped with a ``DataWarning`` naming it, or raises with ``strict``.
+    A file that cannot be read is skipped with a ``DataWarning`` naming it, or raises with
+    ``strict``; a class folder left without images is an error.
     """
-    found = list_classes(root)
-    classes = found if classes is None else classes
-    unknown = [c for c in found if c not in classes]
-    if unknown:
-        raise DataError(f"{root} has class folders {unknown} that the training split lacks")
+    per_class, classes = scan_folder(root, classes)
     images, labels = [], []
-    for label, name in enumerate(classes):
-        folder = root / name
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-        if not files and folder.is_dir():
-            raise DataError(f"class folder {folder} is empty; add images or remove the folder")
+    for label, files in enumerate(per_class):
         n_before = len(images)
         for f in files:
             try:
-                images.append(fit_to_size(open_image(f, channels), hw))
+                images.append(fit_to_size(open_image(f, channels), hw) if decode else _probe(f))
             except DataError as err:
                 if strict:
                     raise
                 warnings.warn(f"skipped: {err}", DataWarning, stacklevel=2)
                 continue
             labels.append(label)
-        if folder.is_dir() and len(images) == n_before:
+        if files and len(images) == n_before:
+            folder = root / classes[label]
             raise DataError(f"class folder {folder} holds no readable images ({len(files)} files)")
     if not images:
         raise DataError(f"{root} holds no images")
-    return torch.stack(images), torch.tensor(labels, dtype=torch.long), classes
+    x = torch.stack(images) if decode else images
+    return x, torch.tensor(labels, dtype=torch.long), classes
+
+
+def _probe(path: Path) -> Path:
+    """Read the header only (no decoding): cheap enough for a folder of a million files."""
+    try:
+        with Image.open(path):
+            return path
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise DataError(f"{path} is not a readable image (unknown or corrupt format)") from None
+
+
+class FolderDataset(Dataset):
+    """Image files decoded on access (for folders too big to keep in memory); each item goes
+    through the same pipeline as ``TensorImageDataset``'s."""
+
+    def __init__(
+        self,
+        files: list[Path],
+        labels: torch.Tensor,
+        preprocess: dict,
+        augment: str = "none",
+        name: str = "",
+    ) -> None:
+        if len(files) != len(labels):
+            raise ValueError(f"{len(files)} files but {len(labels)} labels")
+        self.files, self.labels = list(files), labels.long()
+        self.preprocess, self.augment, self.name = preprocess, augment, name
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        c, h, w = self.preprocess["input_size"]
+        x = fit_to_size(open_image(self.files[index], c), (h, w))[None]
+        x = to_model_space(x, self.preprocess)
+        if self.augment != "none":
+            x = augment_batch(x, self.augment)  # torch's RNG: DataLoader seeds each worker
+        return normalize(x, self.preprocess)[0], int(self.labels[index])
+
+    def subset(self, indices: torch.Tensor, augment: str | None = None) -> FolderDataset:
+        return FolderDataset(
+            [self.files[i] for i in indices.tolist()],
+            self.labels[indices],
+            self.preprocess,
+            self.augment if augment is None else augment,
+            self.name,
+        )

@@ -37,6 +37,7 @@ class TrainConfig:
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:1 ...
     sync_bn: bool = False  # under torchrun, convert BatchNorm to SyncBatchNorm
     eval_batch_size: int = 256  # images per step when evaluating
+    num_workers: int = 0  # loader processes for datasets read from disk (in-memory ones need none)
     progress: bool = True  # a tqdm progress bar
     tensorboard: bool = True  # write TensorBoard events to the run directory
     plots: bool = True  # write curves.png every epoch

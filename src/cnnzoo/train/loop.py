@@ -211,6 +211,7 @@ def fit(
             rank=rank,
             world_size=world,
             drop_last=world > 1,
+            num_workers=config.num_workers,
         )
         schedule = LRSchedule(optimizer, config, len(loader))
         fp16 = amp_dtype_of(config, device) == torch.float16
