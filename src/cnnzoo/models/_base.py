@@ -130,7 +130,8 @@ def _smallest_square_input(model: nn.Module, x: torch.Tensor, limit: int = 1024)
 
     def fits(side: int) -> bool:
         try:
-            _meta_forward(model, (1, x.shape[1], side, side))
+            # batch 2: a batch norm in training mode refuses a single value per channel
+            _meta_forward(model, (2, x.shape[1], side, side))
         except RuntimeError as err:  # only an empty output means "too small"
             return not any(s in str(err) for s in _SIZE_ERRORS)
         return True
