@@ -62,8 +62,11 @@ def load_models(paths: list[str], expect_model: str | None, device):
     return models, ckpts
 
 
-def data_for(ckpt: dict, args: argparse.Namespace):
-    """The checkpoint's dataset (or ``--data``) at its input size, with its preprocessing."""
+def data_for(ckpt: dict, args: argparse.Namespace, cache: dict | None = None):
+    """The checkpoint's dataset (or ``--data``) at its input size, with its preprocessing.
+    ``cache`` keeps loaded bundles so that an ensemble reads its data once."""
+    import copy
+
     from ..data import load_data
     from ..errors import CnnzooError
 
@@ -75,8 +78,7 @@ def data_for(ckpt: dict, args: argparse.Namespace):
     if not pre:
         raise CnnzooError("the checkpoint has no preprocessing description; it cannot evaluate")
     same = spec == stored.get("spec")
-    bundle = load_data(
-        spec,
+    kw = dict(
         data_dir=args.data_dir or (stored.get("data_dir") if same else None),
         input_size=tuple(pre["input_size"]),
         val_fraction=stored.get("val_fraction", 0.1) if same else 0.1,
@@ -85,13 +87,18 @@ def data_for(ckpt: dict, args: argparse.Namespace):
         download=args.download,
         limit=args.limit,
     )
+    cache = {} if cache is None else cache
+    key = (spec, *(str(v) for v in kw.values()))
+    if key not in cache:
+        cache[key] = load_data(spec, **kw)
+    bundle = cache[key]
     classes = ckpt.get("classes")
     if classes and list(bundle.classes) != list(classes):
         raise CnnzooError(
             f"{spec} has classes {bundle.classes[:5]}... but the checkpoint was trained on "
             f"{classes[:5]}...; evaluate on data with the same classes"
         )
-    ds = bundle.split(args.split)
+    ds = copy.copy(bundle.split(args.split))  # shares the images; its own preprocess
     if list(ds.preprocess["source_size"]) == list(pre["source_size"]):
         ds.preprocess = pre  # the training statistics, not this data's own
     return bundle, ds
@@ -106,9 +113,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     one_line_warnings()
     device = resolve_device(args.device)
     models, ckpts = load_models(args.checkpoints, args.model, device)
-    probs, labels, bundle = [], None, None
+    probs, labels, bundle, cache = [], None, None, {}
     for model, ckpt in zip(models, ckpts, strict=True):
-        bundle, ds = data_for(ckpt, args)
+        bundle, ds = data_for(ckpt, args, cache)
         p, y = predict_probs(model, ds, device, args.batch_size)
         if labels is not None and not (len(y) == len(labels) and (y == labels).all()):
             from ..errors import CnnzooError
