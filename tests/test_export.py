@@ -68,6 +68,10 @@ class ConvReluBN(nn.Module):
         (lambda: torchvision.models.resnet18(num_classes=7), (2, 3, 64, 64), 0),  # residual graph
         (vgg_bn_like, (2, 3, 16, 16), 0),
         (ConvReluBN, (2, 3, 12, 12), 2),
+        # FractalNet's conv -> Dropout -> BN: dropout is the identity in eval mode, so it folds
+        (lambda: nn.Sequential(nn.Conv2d(3, 4, 3), nn.Dropout(0.3), nn.BatchNorm2d(4)),
+         (2, 3, 8, 8), 0),
+        (lambda: cnnzoo.create_model("resnet20", num_classes=10), (2, 3, 32, 32), 0),
         (lambda: torchvision.models.googlenet(num_classes=5, aux_logits=False, init_weights=False),
          (1, 3, 64, 64), 0),  # Inception branches
     ],

@@ -10,6 +10,7 @@ from .errors import CheckpointError, CnnzooError, DataError, InputTooSmallError,
 from .pretrained import LoadResult, load_pretrained
 from .pretrained import LoadResult, load_pretrained
 from .registry import create_model, get_model_info, list_models, register_model
+from .transfer import extract_features
 
 __version__ = "0.1.0"
 
@@ -23,6 +24,7 @@ __all__ = [
     "UnknownModelError",
     "analyze",
     "create_model",
+    "extract_features",
     "get_model_info",
     "list_models",
     "load_pretrained",

@@ -71,7 +71,8 @@ def _conv_bn_pairs(model: nn.Module, shape: tuple[int, ...]) -> list[tuple[str, 
     (residual blocks, Inception branches), not only on ``nn.Sequential`` neighbours. A pair is
     kept only when each module runs once, the norm's input is the very tensor the layer returned
     and was not modified in place since (a ``conv -> ReLU(inplace) -> BN`` is not a pair), and no
-    other module reads that tensor.
+    other module reads that tensor (modules that hand their input on unchanged, such as
+    eval-mode ``Dropout``, do not count as readers).
     """
     calls: dict[str, int] = {}
     produced: dict[str, tuple[torch.Tensor, int]] = {}  # layer -> (output, its version counter)
@@ -87,18 +88,21 @@ def _conv_bn_pairs(model: nn.Module, shape: tuple[int, ...]) -> list[tuple[str, 
 
         return hook
 
-    def post_hook(name: str):
-        def hook(_m: nn.Module, _args: tuple, out: torch.Tensor) -> None:
-            if isinstance(out, torch.Tensor):
+    def post_hook(name: str, layer: bool):
+        def hook(_m: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            if layer and isinstance(out, torch.Tensor):
                 produced[name] = (out, out._version)
+            if args and out is args[0]:
+                passthrough.add(name)
 
         return hook
 
+    passthrough: set[str] = set()  # modules that return their input (eval Dropout, Identity)
     for name, m in model.named_modules():
         if not list(m.children()):
             handles.append(m.register_forward_pre_hook(pre_hook(name)))
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
-            handles.append(m.register_forward_hook(post_hook(name)))
+            layer = isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))
+            handles.append(m.register_forward_hook(post_hook(name, layer)))
     try:
         _trace_meta(model, shape)
     finally:
@@ -108,7 +112,10 @@ def _conv_bn_pairs(model: nn.Module, shape: tuple[int, ...]) -> list[tuple[str, 
     modules = dict(model.named_modules())
     pairs = []
     for layer, (out, version) in produced.items():
-        readers = [(n, v) for n, t, v in consumed if t is out]
+        # A pass-through (eval-mode Dropout between conv and BN, as in FractalNet) hands on the
+        # same tensor, so the norm still reads the layer's output; an in-place op that also
+        # returns its input bumps the version counter, which the check below catches.
+        readers = [(n, v) for n, t, v in consumed if t is out and n not in passthrough]
         if calls.get(layer) != 1 or len(readers) != 1:
             continue
         bn_name, bn_version = readers[0]
