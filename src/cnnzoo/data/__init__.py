@@ -10,7 +10,7 @@ same dict, stored in a checkpoint, preprocesses single images for ``predict`` (`
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -98,7 +98,6 @@ class DataBundle:
     preprocess: dict  # what ``load_image`` and ``predict`` need; stored in checkpoints
     name: str = ""  # the spec it was loaded from
     source: str = ""  # where the files came from
-    extra: dict = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
