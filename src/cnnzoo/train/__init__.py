@@ -4,7 +4,7 @@
 from .config import OPTIMIZERS, SCHEDULES, TrainConfig
 from .distributed import cleanup_distributed, dist_info, resolve_device, setup_distributed
 from .evaluate import evaluate, evaluate_ensemble, metrics_from_probs, predict_probs
-from .loop import AUX_WEIGHTS, compute_loss, fit, seed_everything, train_one_epoch, unwrap
+from .loop import AUX_WEIGHTS, compute_loss, fit, seed_everything, train_one_epoch
 from .schedule import LRSchedule, build_optimizer
 
 __all__ = [
@@ -26,5 +26,4 @@ __all__ = [
     "seed_everything",
     "setup_distributed",
     "train_one_epoch",
-    "unwrap",
 ]

@@ -45,17 +45,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain model inside DistributedDataParallel and/or torch.compile wrappers."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
 def compute_loss(
     out, y: torch.Tensor, label_smoothing: float = 0.0, aux_weight: float = DEFAULT_AUX_WEIGHT
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -403,4 +392,4 @@ def _print_epoch(row: dict, config: TrainConfig, improved: bool) -> None:
     )
 
 
-__all__ = ["AUX_WEIGHTS", "compute_loss", "fit", "seed_everything", "train_one_epoch", "unwrap"]
+__all__ = ["AUX_WEIGHTS", "compute_loss", "fit", "seed_everything", "train_one_epoch"]
