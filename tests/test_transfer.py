@@ -240,3 +240,25 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_cli_image_query_finds_the_same_image(tmp_path, capsys):
+    """An image file queried against features of a checkpoint: the file is digits' test image 0
+    written as PNG, so its nearest row must be that image at (almost) zero distance."""
+    from PIL import Image
+
+    from cnnzoo.data import load_data
+
+    model = cnnzoo.create_model("lenet5")
+    ckpt = tmp_path / "c.pt"
+    bundle = load_data("digits", input_size=(1, 32, 32))
+    cnnzoo.save_checkpoint(ckpt, "lenet5", {}, model.state_dict(), preprocess=bundle.preprocess)
+    feats = tmp_path / "f.npz"
+    argv = ["features", str(ckpt), "--data", "digits", "--split", "test", "--no-progress"]
+    assert main([*argv, "--out", str(feats)]) == 0
+    Image.fromarray(bundle.test.images[0, 0].numpy()).save(tmp_path / "q.png")
+    capsys.readouterr()
+    assert main(["neighbors", str(feats), "--query", str(tmp_path / "q.png"), "-k", "1",
+                 "--eval-queries", "0"]) == 0  # fmt: skip
+    line = [s for s in capsys.readouterr().out.splitlines() if s.strip().startswith("1.")][0]
+    assert "(test #0)" in line and float(line.split()[-1]) < 1e-3, line

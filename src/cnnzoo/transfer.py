@@ -375,7 +375,7 @@ def linear_probe(
     if not isinstance(head, nn.Linear) or head.in_features != train_feats.shape[1]:
         raise CnnzooError(
             f"a linear probe needs an nn.Linear head over the {train_feats.shape[1]} features, "
-            f"got {type(head).__name__}; use --freeze backbone without --linear-probe"
+            f"got {type(head).__name__}; train the head with --no-probe instead"
         )
     if head.out_features < n_classes:
         raise CnnzooError(
