@@ -67,9 +67,10 @@ def extract_features(
     pre_logits=True)``: FC7's 4,096 values for AlexNet/VGG, the pooled vector for ResNet. Any
     module name (as in ``model.named_modules()``, e.g. ``"layer3"`` or ``"classifier.4"``) takes
     that module's output instead, via a forward hook that is removed afterwards; the forward
-    pass stops there. A 4-D map is flattened (``pool="flatten"``) or reduced per channel
-    (``"avg"``, ``"max"``). The model runs in eval mode without gradients and is put back in its
-    previous mode.
+    pass stops there (a module called several times, such as torchvision's shared ``relu`` in a
+    residual block, gives its first call's output: name a module used once). A 4-D map is
+    flattened (``pool="flatten"``) or reduced per channel (``"avg"``, ``"max"``). The model runs
+    in eval mode without gradients and is put back in its previous mode.
     """
     if pool not in ("flatten", "avg", "max"):
         raise ValueError(f"pool must be 'flatten', 'avg' or 'max', got {pool!r}")
