@@ -68,3 +68,22 @@ def test_cli_finetune_errors(tmp_path, capsys):
         assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_cli_finetune_from_torchvision_weights(tmp_path, capsys):
+    """A torchvision state_dict is a valid start (via load_pretrained): the probe keeps its
+    backbone exactly and replaces the 1000-class head by one for digits' 10 classes."""
+    import torchvision
+
+    tv = torchvision.models.resnet18()
+    torch.save(tv.state_dict(), tmp_path / "resnet18.pth")
+    out = tmp_path / "run"
+    argv = ["finetune", str(tmp_path / "resnet18.pth"), "--model", "resnet18", "--data", "digits",
+            "--limit", "40", "--img-size", "32", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "linear probe" in capsys.readouterr().out
+    model, ckpt = cnnzoo.model_from_checkpoint(out / "best.pt")
+    assert ckpt["model_args"]["num_classes"] == 10 and model.fc.out_features == 10
+    torch.testing.assert_close(model.layer4[1].conv2.weight, tv.layer4[1].conv2.weight)
+    torch.testing.assert_close(model.bn1.running_var, tv.bn1.running_var)
+    assert ckpt["preprocess"]["mean"] == pytest.approx([0.485, 0.456, 0.406])  # ImageNet's

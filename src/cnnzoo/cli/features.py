@@ -153,6 +153,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="flatten",
         help="how a --layer feature map becomes a vector (default: flatten)",
     )
+    p.add_argument("--img-size", help="input H or HxW (default: the checkpoint's or model's)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--out", default="features.npz", help="output file (default: features.npz)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -168,7 +169,12 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise CnnzooError(f"--batch-size must be positive, got {args.batch_size}")
+    from .train import parse_img_size
+
     src = resolve_model(args.model, args.model_name)
+    hw = parse_img_size(args.img_size)
+    if hw is not None:
+        src.input_size = (src.input_size[0], *hw)
     ds, split_of, index, classes = load_rows(
         args.data, args.split, src.input_size, args.data_dir, args.limit, src.preprocess
     )

@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="none",
         help="training augmentation (not with a linear probe; default: none)",
     )
+    p.add_argument("--img-size", help="input H or HxW (default: the checkpoint's or model's)")
     p.add_argument("--out", help="run directory (default: runs/finetune-MODEL-DATA)")
     add_data_options(p, required=True)
     add_config_options(p)
@@ -71,7 +72,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from ..train import TrainConfig, seed_everything
     from ..transfer import finetune, subsample_per_class
     from .features import resolve_model
-    from .train import one_line_warnings
+    from .train import one_line_warnings, parse_img_size
 
     one_line_warnings()
     if not Path(args.weights).is_file():
@@ -90,6 +91,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.backbone_lr_scale < 0:
         raise CnnzooError(f"--backbone-lr-scale must be >= 0, got {args.backbone_lr_scale}")
     src = resolve_model(args.weights, args.model_name)
+    hw = parse_img_size(args.img_size)
+    if hw is not None:
+        src.input_size = (src.input_size[0], *hw)
     seed_everything(config.seed, config.deterministic)
     data_args = {
         "spec": args.data,
