@@ -8,7 +8,6 @@ from .analysis import analyze
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .errors import CheckpointError, CnnzooError, DataError, InputTooSmallError, UnknownModelError
 from .pretrained import LoadResult, load_pretrained
-from .pretrained import LoadResult, load_pretrained
 from .registry import create_model, get_model_info, list_models, register_model
 from .transfer import extract_features
 
@@ -20,14 +19,12 @@ __all__ = [
     "DataError",
     "InputTooSmallError",
     "LoadResult",
-    "LoadResult",
     "UnknownModelError",
     "analyze",
     "create_model",
     "extract_features",
     "get_model_info",
     "list_models",
-    "load_pretrained",
     "load_pretrained",
     "load_checkpoint",
     "model_from_checkpoint",
