@@ -322,6 +322,8 @@ def fit(
             raise
         finally:
             tb.close()
+            if config.channels_last:  # hand the model back in the layout it came in
+                raw.to(memory_format=torch.contiguous_format)
         return {
             "history": history,
             "best_val_acc": best_acc,
