@@ -181,7 +181,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             config = TrainConfig(**overrides)
         except ValueError as err:
             raise CnnzooError(str(err)) from None
-        chans = args.in_chans or info.input_size[0]
+        extra_args = parse_model_args(args.model_arg)
+        # --model-arg in_chans=1 means the same as --in-chans 1: the data follows the model
+        chans = args.in_chans or extra_args.get("in_chans") or info.input_size[0]
         hw = parse_img_size(args.img_size) or info.input_size[1:]
         augment = args.augment or "auto"
         if augment == "auto":
@@ -196,7 +198,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "seed": config.seed,
             "limit": args.limit,
         }
-        model_args = {"in_chans": chans, **parse_model_args(args.model_arg)}
+        model_args = {**extra_args, "in_chans": chans}
         out = Path(args.out or f"runs/{name}-{Path(args.data).name}")
         resume = None
     distributed = setup_distributed()
