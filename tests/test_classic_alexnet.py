@@ -6,10 +6,7 @@ import torchvision
 from torch import nn
 
 import cnnzoo
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+from helpers import n_params
 
 
 def test_alexnet_parameters_by_hand():

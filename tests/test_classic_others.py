@@ -5,10 +5,7 @@ import torch
 from torch import nn
 
 import cnnzoo
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+from helpers import n_params
 
 
 def volumes(modules, x: torch.Tensor) -> list[str]:

@@ -6,10 +6,7 @@ import torchvision
 from torch import nn
 
 import cnnzoo
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+from helpers import n_params, randomize_bn_
 
 
 def conv3x3(cin: int, cout: int) -> int:
@@ -81,21 +78,10 @@ def test_vgg16_lecture_table_shapes():
     assert out.shape == (1, 1000)
 
 
-def randomise_bn_(model: nn.Module) -> None:
-    """Non-trivial running statistics and affine parameters, so BN parity means something."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-
-
 @pytest.mark.parametrize(("name", "size"), [("vgg16", 224), ("vgg11", 32), ("vgg11_bn", 48)])
 def test_vgg_matches_torchvision(name, size):
     tv = getattr(torchvision.models, name)(weights=None)
-    randomise_bn_(tv)
+    randomize_bn_(tv)
     tv.eval()
     # Built on the meta device, our model takes torchvision's tensors as they are (assign=True),
     # which saves initialising 130M weights only to overwrite them; strict still checks every key.
@@ -119,7 +105,7 @@ def test_timm_state_dict_maps_onto_ours():
     import timm
 
     peer = timm.create_model("vgg11_bn", pretrained=False)
-    randomise_bn_(peer)
+    randomize_bn_(peer)
     peer.eval()
     ours = cnnzoo.create_model("vgg11_bn", device="meta").eval()
     mapped = ours.adapt_state_dict(peer.state_dict())

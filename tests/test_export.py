@@ -10,20 +10,7 @@ from torch import nn
 import cnnzoo
 from cnnzoo.cli import main
 from cnnzoo.export import count_batchnorms, export_model, fold_bn
-
-
-def randomise_bn(model: nn.Module) -> nn.Module:
-    """Give every norm non-trivial statistics and affine parameters, so a wrong fold shows."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) * 2 - 1)
-            m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
-            if m.affine:
-                m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-                m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
-    return model.eval()
+from helpers import randomize_bn_
 
 
 def vgg_bn_like() -> nn.Sequential:
@@ -77,7 +64,7 @@ class ConvReluBN(nn.Module):
     ],
 )  # fmt: skip
 def test_fold_bn_keeps_outputs_and_removes_norms(build, shape, left):
-    model = randomise_bn(build())
+    model = randomize_bn_(build()).eval()
     before = count_batchnorms(model)
     x = torch.randn(shape)
     folded = fold_bn(model, x)
@@ -129,7 +116,7 @@ class TinyResNet(nn.Module):
 @pytest.mark.parametrize("fold", [False, True])
 def test_onnx_matches_onnxruntime(tmp_path, fold):
     ort = pytest.importorskip("onnxruntime")
-    model = randomise_bn(TinyResNet())
+    model = randomize_bn_(TinyResNet()).eval()
     exported = fold_bn(model, torch.zeros(1, 3, 16, 16)) if fold else model
     res = export_model(exported, tmp_path / "m.onnx", "onnx", input_size=(3, 16, 16))
     session = ort.InferenceSession(str(res.path), providers=["CPUExecutionProvider"])
@@ -153,7 +140,7 @@ def test_torchscript_round_trip(tmp_path):
 
 
 def test_torch_export_round_trip(tmp_path):
-    model = randomise_bn(TinyResNet())
+    model = randomize_bn_(TinyResNet()).eval()
     res = export_model(model, tmp_path / "m.pt2", "exported", input_size=(3, 16, 16))
     loaded = torch.export.load(str(res.path)).module()
     x = torch.randn(4, 3, 16, 16)

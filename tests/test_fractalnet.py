@@ -8,6 +8,7 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.models.fractalnet import FractalBlock, FractalNet, join_schedule, local_drop_mask
+from helpers import n_params
 
 
 @pytest.fixture(autouse=True)
@@ -17,10 +18,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def test_join_schedule_is_figure_1():

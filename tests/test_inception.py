@@ -10,6 +10,7 @@ from torch import nn
 import cnnzoo
 from cnnzoo.models.inception import BN_INCEPTION_CFG
 from cnnzoo.models.inception_v3 import INCEPTION_V3_AUX_WEIGHT, InceptionOutputs
+from helpers import n_params, randomize_bn_
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -19,22 +20,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def randomize_bn_(model: nn.Module) -> None:
-    """BN statistics and affine parameters away from (0, 1), so eps and wiring show in outputs."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def assert_same_outputs(ours: nn.Module, peer: nn.Module, size: int, batch: int = 1) -> None:

@@ -12,6 +12,7 @@ from cnnzoo.models.googlenet import (
     Inception,
     NaiveInception,
 )
+from helpers import n_params, randomize_bn_
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -37,22 +38,6 @@ def conv_macs(module: nn.Module, x: torch.Tensor) -> list[int]:
     for h in handles:
         h.remove()
     return macs
-
-
-def randomize_bn_(model: nn.Module) -> None:
-    """BN statistics and affine parameters away from (0, 1), so eps and wiring show in outputs."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def test_naive_module_of_the_notes_672_deep_854M_macs():

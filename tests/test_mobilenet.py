@@ -9,6 +9,7 @@ from torch import nn
 import cnnzoo
 from cnnzoo.models.layers import DepthwiseSeparableConv
 from cnnzoo.models.mobilenet import MOBILENET_V1_ROWS, MobileNetV1
+from helpers import n_params, randomize_bn_
 
 
 @pytest.fixture(autouse=True)
@@ -18,10 +19,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def test_separable_vs_standard_parameters_by_hand():
@@ -126,20 +123,10 @@ def test_bad_arguments():
         MobileNetV1(resolution=16)
 
 
-def randomize_bn_stats(model: nn.Module) -> None:
-    """Non-trivial running statistics, so a parity test also checks the batch norms."""
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0, 0.1)
-
-
 def test_same_outputs_as_timm_mobilenetv1_100():
     timm = pytest.importorskip("timm")
     peer = timm.create_model("mobilenetv1_100", pretrained=False).eval()
-    randomize_bn_stats(peer)
+    randomize_bn_(peer)
     ours = cnnzoo.create_model("mobilenet_v1", act="relu6").eval()
     assert n_params(ours) == n_params(peer)
     ours.load_state_dict(ours.adapt_state_dict(peer.state_dict()), strict=True)

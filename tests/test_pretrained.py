@@ -17,6 +17,7 @@ from torch import nn
 import cnnzoo
 from cnnzoo.checkpoint import save_checkpoint
 from cnnzoo.cli import main as cli_main
+from helpers import randomize_bn_
 
 
 @pytest.fixture(autouse=True)
@@ -26,17 +27,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def randomize_bn_stats(model: nn.Module) -> nn.Module:
-    """Non-trivial batch-norm statistics, so equal outputs also mean the norms were loaded."""
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0, 0.1)
-    return model
 
 
 def needs(name: str):
@@ -159,7 +149,7 @@ def test_headless_model_takes_backbone(tmp_path, lenet_pair):
 
 def test_file_without_batchnorm_counters(tmp_path):
     # Files from before PyTorch 0.4.1 have no num_batches_tracked; nothing computes with it.
-    peer = randomize_bn_stats(cnnzoo.create_model("mobilenet_v1_025")).eval()
+    peer = randomize_bn_(cnnzoo.create_model("mobilenet_v1_025")).eval()
     sd = {k: v for k, v in peer.state_dict().items() if not k.endswith("num_batches_tracked")}
     assert len(sd) < len(peer.state_dict())
     torch.save(sd, tmp_path / "old.pth")
@@ -256,7 +246,7 @@ def test_pickle_with_code_is_not_executed(tmp_path, lenet_pair):
 @needs("resnet18")
 def test_torchvision_resnet18_same_outputs(tmp_path):
     tv = pytest.importorskip("torchvision")
-    peer = randomize_bn_stats(tv.models.resnet18()).eval()
+    peer = randomize_bn_(tv.models.resnet18()).eval()
     path = tmp_path / "resnet18.pth"
     torch.save(peer.state_dict(), path)
     model = cnnzoo.create_model("resnet18").eval()
@@ -272,7 +262,7 @@ def test_timm_resnet18_same_outputs_and_fine_tune_head(tmp_path):
     timm = pytest.importorskip("timm")
     from safetensors.torch import save_file
 
-    peer = randomize_bn_stats(timm.create_model("resnet18", pretrained=False)).eval()
+    peer = randomize_bn_(timm.create_model("resnet18", pretrained=False)).eval()
     path = tmp_path / "model.safetensors"  # how the Hugging Face hub ships timm's weights
     save_file(peer.state_dict(), str(path))
     model = cnnzoo.create_model("resnet18").eval()
@@ -294,7 +284,7 @@ def test_timm_resnet18_same_outputs_and_fine_tune_head(tmp_path):
 
 def test_timm_mobilenet_keys_mapped_by_model(tmp_path):
     timm = pytest.importorskip("timm")
-    peer = randomize_bn_stats(timm.create_model("mobilenetv1_100", pretrained=False)).eval()
+    peer = randomize_bn_(timm.create_model("mobilenetv1_100", pretrained=False)).eval()
     path = tmp_path / "mobilenetv1_100.pth"
     torch.save({"state_dict": peer.state_dict(), "arch": "mobilenetv1_100"}, path)
     model = cnnzoo.create_model("mobilenet_v1", act="relu6").eval()
@@ -325,7 +315,7 @@ def test_torchvision_big_models_same_outputs(tmp_path, name, tv_name):
     if name not in cnnzoo.list_models():
         pytest.skip(f"{name} not registered")
     tv = pytest.importorskip("torchvision")
-    peer = randomize_bn_stats(getattr(tv.models, tv_name)()).eval()
+    peer = randomize_bn_(getattr(tv.models, tv_name)()).eval()
     path = tmp_path / f"{tv_name}.pth"
     torch.save(peer.state_dict(), path)
     model = cnnzoo.create_model(name).eval()
@@ -380,7 +370,7 @@ def test_convert_cli_errors_are_one_line(tmp_path, capsys):
 @needs("resnet18")
 def test_convert_torchvision_resnet18(tmp_path):
     tv = pytest.importorskip("torchvision")
-    peer = randomize_bn_stats(tv.models.resnet18(num_classes=37)).eval()
+    peer = randomize_bn_(tv.models.resnet18(num_classes=37)).eval()
     src = tmp_path / "pets.pth"
     torch.save(peer.state_dict(), src)
     dst = tmp_path / "pets.ckpt"
@@ -394,7 +384,7 @@ def test_convert_torchvision_resnet18(tmp_path):
 
 def test_convert_timm_mobilenet_with_model_args(tmp_path, capsys):
     timm = pytest.importorskip("timm")
-    peer = randomize_bn_stats(timm.create_model("mobilenetv1_100", pretrained=False)).eval()
+    peer = randomize_bn_(timm.create_model("mobilenetv1_100", pretrained=False)).eval()
     src = tmp_path / "mobilenetv1_100.pth"
     torch.save(peer.state_dict(), src)
     dst = tmp_path / "mbv1.ckpt"
@@ -414,7 +404,7 @@ def test_convert_timm_mobilenet_with_model_args(tmp_path, capsys):
 @needs("googlenet")
 def test_googlenet_aux_heads_dropped_with_main_head(tmp_path):
     tv = pytest.importorskip("torchvision")
-    peer = randomize_bn_stats(tv.models.googlenet(aux_logits=True, init_weights=True)).eval()
+    peer = randomize_bn_(tv.models.googlenet(aux_logits=True, init_weights=True)).eval()
     path = tmp_path / "googlenet.pth"
     torch.save(peer.state_dict(), path)
     model = cnnzoo.create_model("googlenet", num_classes=10).eval()
@@ -443,7 +433,7 @@ def test_timm_big_models_same_outputs(tmp_path, name, timm_name, kwargs, size):
     if name not in cnnzoo.list_models():
         pytest.skip(f"{name} not registered")
     timm = pytest.importorskip("timm")
-    peer = randomize_bn_stats(timm.create_model(timm_name, pretrained=False)).eval()
+    peer = randomize_bn_(timm.create_model(timm_name, pretrained=False)).eval()
     path = tmp_path / f"{timm_name}.pth"
     torch.save(peer.state_dict(), path)
     model = cnnzoo.create_model(name, **kwargs).eval()

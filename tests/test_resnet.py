@@ -8,6 +8,7 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.models.resnet import BasicBlock, Bottleneck
+from helpers import n_params, randomize_bn_
 
 # cnnzoo name -> (peer library, peer name)
 PEERS = {
@@ -30,22 +31,6 @@ RUN_PARITY = ["resnet18", "resnet50", "wide_resnet50_2", "resnext50_32x4d", "se_
 def build_peer(name: str) -> nn.Module:
     lib, peer = PEERS[name]
     return timm.create_model(peer) if lib is timm else getattr(lib, peer)()
-
-
-def randomize_bn(model: nn.Module) -> None:
-    """Give every BN layer non-trivial statistics, so a misplaced BN cannot hide as identity."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            c = m.num_features
-            m.weight.data = torch.rand(c, generator=g) + 0.5
-            m.bias.data = torch.randn(c, generator=g) * 0.1
-            m.running_mean = torch.randn(c, generator=g) * 0.1
-            m.running_var = torch.rand(c, generator=g) + 0.5
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def test_resnet50_has_the_published_count():
@@ -77,7 +62,7 @@ def test_timm_weights_have_our_keys_too(name):
 @pytest.mark.parametrize("name", RUN_PARITY)
 def test_peer_weights_load_strictly_and_give_same_outputs(name):
     peer = build_peer(name)
-    randomize_bn(peer)
+    randomize_bn_(peer)
     ours = cnnzoo.create_model(name)
     ours.load_state_dict(peer.state_dict(), strict=True)
     peer.eval(), ours.eval()

@@ -8,6 +8,7 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.models.resnet_cifar import CifarBasicBlock, CifarResNet, WideBasicBlock, WideResNet
+from helpers import n_params
 
 # in the fast run resnet110_sd stands for the other two 110-layer nets (same class, same depth)
 SLOW = pytest.mark.slow
@@ -15,10 +16,6 @@ CIFAR_NAMES = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110_sd",
                "plain20", "plain32", "plain44", "plain56", "wrn28_10",
                pytest.param("resnet110", marks=SLOW),
                pytest.param("plain110", marks=SLOW)]  # fmt: skip
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def conv(c_in: int, c_out: int, k: int = 3) -> int:  # no bias: a BN follows
