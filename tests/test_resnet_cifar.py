@@ -13,7 +13,7 @@ from helpers import n_params
 # in the fast run resnet110_sd stands for the other two 110-layer nets (same class, same depth)
 SLOW = pytest.mark.slow
 CIFAR_NAMES = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110_sd",
-               "plain20", "plain32", "plain44", "plain56", "wrn28_10",
+               "plain20", "plain32", "plain44", "plain56", "wrn28_10", "wrn16_4", "wrn40_4",
                pytest.param("resnet110", marks=SLOW),
                pytest.param("plain110", marks=SLOW)]  # fmt: skip
 
@@ -39,17 +39,30 @@ def test_resnet20_count_by_hand():
     assert n_params(cnnzoo.create_model("resnet20")) == expected
 
 
-def test_wrn28_10_count_by_hand():
-    """Zagoruyko & Komodakis 2016: n = (28-4)/6 = 4 pre-activation blocks per group of width
-    160, 320, 640; the first block of a group has a 1x1 projection shortcut."""
+def wrn_count(depth: int, k: int) -> int:
+    """Zagoruyko & Komodakis 2016: n = (depth-4)/6 pre-activation blocks per group of width
+    16k, 32k, 64k; the first block of a group has a 1x1 projection shortcut (also in group 1,
+    16 -> 16k channels)."""
+    n = (depth - 4) // 6
     total, c_in = conv(3, 16), 16
-    for c in (160, 320, 640):
+    for c in (16 * k, 32 * k, 64 * k):
         total += bn(c_in) + conv(c_in, c) + bn(c) + conv(c, c) + conv(c_in, c, 1)
-        total += 3 * (bn(c) + conv(c, c) + bn(c) + conv(c, c))
+        total += (n - 1) * (bn(c) + conv(c, c) + bn(c) + conv(c, c))
         c_in = c
-    total += bn(640) + 640 * 10 + 10
-    assert total == 36_479_194
-    assert n_params(cnnzoo.create_model("wrn28_10", device="meta")) == total
+    return total + bn(64 * k) + 64 * k * 10 + 10
+
+
+@pytest.mark.parametrize(
+    "name, depth, k, expected",
+    [
+        ("wrn28_10", 28, 10, 36_479_194),
+        ("wrn16_4", 16, 4, 2_748_890),
+        ("wrn40_4", 40, 4, 8_949_210),
+    ],
+)
+def test_wrn_count_by_hand(name, depth, k, expected):
+    assert wrn_count(depth, k) == expected
+    assert n_params(cnnzoo.create_model(name, device="meta")) == expected
 
 
 @pytest.mark.parametrize(
@@ -63,6 +76,8 @@ def test_wrn28_10_count_by_hand():
         ("resnet110", 1.7, 1),
         ("resnet110_sd", 1.7, 1),
         ("wrn28_10", 36.5, 1),
+        ("wrn16_4", 2.7, 1),
+        ("wrn40_4", 8.9, 1),
     ],  # fmt: skip
 )
 def test_papers_parameter_counts(name, millions, digits):
@@ -238,7 +253,8 @@ def test_interface_forward_backward(name):
     model.train()
     x = torch.randn(2, 3, 32, 32)
     feats = model.forward_features(x)
-    assert model.num_features == (640 if name == "wrn28_10" else 64)
+    widen = {"wrn28_10": 10, "wrn16_4": 4, "wrn40_4": 4}.get(name, 1)  # 64k features
+    assert model.num_features == 64 * widen
     assert feats.shape == (2, model.num_features, 8, 8)
     out = model.forward_head(feats)
     assert out.shape == (2, 10) and torch.isfinite(out).all()

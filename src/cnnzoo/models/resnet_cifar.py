@@ -366,6 +366,18 @@ def resnet110_sd(**kwargs) -> CifarResNet:
 
 
 @register_model(input_size=_CIFAR)
+def wrn16_4(**kwargs) -> WideResNet:
+    """WRN-16-4 (Zagoruyko & Komodakis 2016, Table 4: 2.7M params), the small Wide ResNet."""
+    return WideResNet(16, 4, **kwargs)
+
+
+@register_model(input_size=_CIFAR)
+def wrn40_4(**kwargs) -> WideResNet:
+    """WRN-40-4 (Zagoruyko & Komodakis 2016, Table 4: 8.9M params), thin and deep."""
+    return WideResNet(40, 4, **kwargs)
+
+
+@register_model(input_size=_CIFAR)
 def wrn28_10(**kwargs) -> WideResNet:
     """WRN-28-10 (Zagoruyko & Komodakis 2016, Wide residual networks), 36.5M params, CIFAR."""
     return WideResNet(28, 10, **kwargs)
