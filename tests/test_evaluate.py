@@ -57,6 +57,20 @@ def test_ensemble_averages_probabilities():
     )
 
 
+def test_flip_tta_averages_image_and_mirror():
+    bundle = load_data("digits", input_size=(1, 32, 32), limit=60)
+    model = cnnzoo.create_model("lenet5").eval()
+    x = torch.stack([bundle.test[i][0] for i in range(len(bundle.test))])
+    with torch.no_grad():
+        want = (model(x).softmax(1) + model(x.flip(3)).softmax(1)) / 2
+        plain = model(x).softmax(1)
+    got, _ = predict_probs(model, bundle.test, tta="flip")
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, plain)  # digits are not mirror-symmetric: TTA changed them
+    with pytest.raises(ValueError, match="tta must be one of none, flip"):
+        predict_probs(model, bundle.test, tta="crop")
+
+
 # --- the commands ---------------------------------------------------------------------------
 
 
@@ -104,6 +118,17 @@ def test_evaluate_ensemble_cli(runs, capsys):
     assert main(["evaluate", str(a), str(b), "--format", "json", "--no-plot"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert len(r["members"]) == 2 and r["n"] == 40
+
+
+def test_evaluate_cli_tta(runs, capsys):
+    root, (run, _) = runs
+    assert main(["evaluate", str(run), "--format", "json", "--no-plot", "--tta", "flip"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    model, _ = cnnzoo.model_from_checkpoint(run / "best.pt")
+    bundle = load_data("mnist", data_dir=root / "idx", input_size=(1, 32, 32))
+    probs, labels = predict_probs(model, bundle.test, tta="flip")
+    assert r["tta"] == "flip"
+    assert r["accuracy"] == pytest.approx((probs.argmax(1) == labels).double().mean().item())
 
 
 def test_resume_cli_continues(runs, capsys):
@@ -188,3 +213,16 @@ def test_evaluate_on_data_with_other_classes_refused(runs, tmp_path, capsys):
     write_folder(tmp_path / "imgs", classes=("cat", "dog"))
     assert main(["evaluate", str(run), "--data", str(tmp_path / "imgs"), "--split", "val"]) == 2
     assert "has classes ['cat', 'dog']" in capsys.readouterr().err
+
+
+def test_evaluate_cli_fast_backend_agrees_with_eager(runs, capsys):
+    pytest.importorskip("onnxruntime")
+    _, (run, _) = runs
+    results = {}
+    for backend in ("eager", "onnxruntime"):
+        argv = ["evaluate", str(run), "--format", "json", "--no-plot", "--backend", backend]
+        assert main(argv) == 0
+        results[backend] = json.loads(capsys.readouterr().out)
+    assert results["onnxruntime"]["backend"] == "onnxruntime"
+    assert results["onnxruntime"]["confusion"] == results["eager"]["confusion"]
+    assert results["onnxruntime"]["loss"] == pytest.approx(results["eager"]["loss"], rel=1e-4)

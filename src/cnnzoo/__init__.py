@@ -7,6 +7,7 @@ from . import (
 from .analysis import analyze
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .errors import CheckpointError, CnnzooError, DataError, InputTooSmallError, UnknownModelError
+from .inference import optimize_for_inference
 from .pretrained import LoadResult, load_pretrained
 from .registry import create_model, get_model_info, list_models, register_model
 from .transfer import extract_features
@@ -28,6 +29,7 @@ __all__ = [
     "load_pretrained",
     "load_checkpoint",
     "model_from_checkpoint",
+    "optimize_for_inference",
     "register_model",
     "save_checkpoint",
 ]

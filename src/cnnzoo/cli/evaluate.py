@@ -27,6 +27,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-plot", action="store_true", help="do not write confusion.png")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--tta",
+        default="none",
+        choices=["none", "flip"],
+        help="test-time augmentation: flip averages each image with its mirror image",
+    )
+    p.add_argument(
+        "--backend",
+        default="eager",
+        choices=["eager", "auto", "torch", "onnxruntime"],
+        help="eager: the model as trained; the others run cnnzoo.optimize_for_inference's "
+        "backend (BN folded; torch: channels-last; onnxruntime: ONNX Runtime on the CPU)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -116,7 +129,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     probs, labels, bundle, cache = [], None, None, {}
     for model, ckpt in zip(models, ckpts, strict=True):
         bundle, ds = data_for(ckpt, args, cache)
-        p, y = predict_probs(model, ds, device, args.batch_size)
+        if args.backend != "eager":
+            from ..inference import optimize_for_inference
+
+            pre = ckpt["preprocess"]["input_size"]
+            model = optimize_for_inference(model, input_size=tuple(pre), backend=args.backend)
+        p, y = predict_probs(model, ds, device, args.batch_size, tta=args.tta)
         if labels is not None and not (len(y) == len(labels) and (y == labels).all()):
             from ..errors import CnnzooError
 
@@ -128,6 +146,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = metrics_from_probs(torch.stack(probs).mean(0), labels, bundle.classes)
     result["checkpoints"] = [str(resolve_checkpoint(c)) for c in args.checkpoints]
     result["split"] = args.split
+    result["tta"] = args.tta
+    result["backend"] = args.backend
     result["data"] = bundle.name
     if len(probs) > 1:
         result["members"] = [metrics_from_probs(p, labels)["accuracy"] for p in probs]
@@ -146,7 +166,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def print_table(r: dict) -> None:
     what = "ensemble of " + str(len(r["checkpoints"])) if len(r["checkpoints"]) > 1 else "model"
-    print(f"{what} on {r['data']} ({r['split']}, {r['n']:,} images)")
+    tta = ", flip test-time augmentation" if r.get("tta") == "flip" else ""
+    print(f"{what} on {r['data']} ({r['split']}, {r['n']:,} images{tta})")
     print(f"  accuracy  {r['accuracy']:.4f}")
     print(f"  top-5     {r['top5']:.4f}")
     print(f"  loss      {r['loss']:.4f}")

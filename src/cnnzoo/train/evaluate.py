@@ -13,6 +13,8 @@ from torch.utils.data import Dataset
 
 from ..data import make_loader
 
+TTA_MODES = ("none", "flip")
+
 
 def main_output(out) -> torch.Tensor:
     """The main logits of a model's output: models with auxiliary heads return a tuple (or a
@@ -35,9 +37,17 @@ def predict_probs(
     batch_size: int = 256,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
+    tta: str = "none",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax probabilities (N x K, float32, on the CPU) and labels of a dataset or a loader."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    """Softmax probabilities (N x K, float32, on the CPU) and labels of a dataset or a loader.
+
+    ``tta="flip"`` averages the probabilities of each image and its mirror image (test-time
+    augmentation: twice the compute; it helps models trained with horizontal flips)."""
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    if device is None:  # the model's own device (CPU for a parameterless wrapper)
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = torch.device(device)
     loader = make_loader(data, batch_size) if isinstance(data, Dataset) else data
     was_training = model.training
     model.eval()
@@ -48,8 +58,10 @@ def predict_probs(
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, amp_dtype):
-                logits = main_output(model(x))
-            probs.append(logits.float().softmax(1).cpu())
+                p = main_output(model(x)).float().softmax(1)
+                if tta == "flip":
+                    p = (p + main_output(model(x.flip(3))).float().softmax(1)) / 2
+            probs.append(p.cpu())
             labels.append(torch.as_tensor(y).cpu())
     finally:
         model.train(was_training)
@@ -89,9 +101,11 @@ def evaluate(
     batch_size: int = 256,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
+    tta: str = "none",
 ) -> dict:
-    """Metrics of ``model`` on a dataset (or an iterable of ``(images, labels)`` batches)."""
-    probs, labels = predict_probs(model, data, device, batch_size, amp_dtype, channels_last)
+    """Metrics of ``model`` on a dataset (or an iterable of ``(images, labels)`` batches);
+    ``tta="flip"`` averages each image with its mirror image (see ``predict_probs``)."""
+    probs, labels = predict_probs(model, data, device, batch_size, amp_dtype, channels_last, tta)
     return metrics_from_probs(probs, labels, classes)
 
 
@@ -101,12 +115,13 @@ def evaluate_ensemble(
     classes: Sequence[str] | None = None,
     device: torch.device | str | None = None,
     batch_size: int = 256,
+    tta: str = "none",
 ) -> dict:
     """Metrics of the average of the models' probabilities (each model's own metrics under
     ``"members"``)."""
     if not models:
         raise ValueError("an ensemble needs at least one model")
-    outs = [predict_probs(m, data, device, batch_size) for m in models]
+    outs = [predict_probs(m, data, device, batch_size, tta=tta) for m in models]
     labels = outs[0][1]
     mean = torch.stack([p for p, _ in outs]).mean(0)
     result = metrics_from_probs(mean, labels, classes)
