@@ -20,7 +20,15 @@ from pathlib import Path
 
 from .common import Section, machine
 
-BENCHMARKS = ["matmul_peak", "train_throughput", "inference", "memory", "loader", "fashion"]
+BENCHMARKS = [
+    "matmul_peak",
+    "train_throughput",
+    "inference",
+    "memory",
+    "savings",
+    "loader",
+    "fashion",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

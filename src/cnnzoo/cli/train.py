@@ -77,6 +77,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", nargs="?", help="registered model name (not needed with --resume)")
     p.add_argument("--out", help="run directory (default: runs/MODEL-DATA)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
+    p.add_argument(
+        "--recipe",
+        metavar="NAME_OR_FILE",
+        help="fill in the options this command leaves out from a recipe of docs/results.md "
+        "(fashion-fast, lenet-fashion) or a .json/.toml file of option names",
+    )
     add_data_options(p)
     g = p.add_argument_group("model and input")
     g.add_argument(
@@ -137,6 +143,36 @@ def parse_img_size(text: str | None) -> tuple[int, int] | None:
     return (int(parts[0]), int(parts[-1]))
 
 
+def apply_recipe(args: argparse.Namespace) -> dict:
+    """Fill the options left out on the command line from ``--recipe``; returns its model
+    arguments (the command line's ``--model-arg`` win over them)."""
+    from ..errors import CnnzooError
+    from ..train.config import TrainConfig
+    from ..train.recipes import load_recipe
+
+    if args.resume:
+        raise CnnzooError("--resume continues a run as it was configured; drop --recipe")
+    recipe = load_recipe(args.recipe)
+    types = {f.name: str(f.type).split(" ")[0] for f in fields(TrainConfig)}
+    types.update(in_chans="int", val_fraction="float", img_size="str")
+    for key, value in recipe.items():
+        if key in ("about", "model_arg") or getattr(args, key, None) is not None:
+            continue  # the command line wins
+        kind = types.get(key, "str")
+        if kind == "bool" and not isinstance(value, bool):
+            raise CnnzooError(f"recipe {args.recipe}: {key} must be true or false, got {value!r}")
+        if kind in ("int", "float", "str") and not isinstance(value, bool):
+            try:
+                value = {"int": int, "float": float, "str": str}[kind](value)
+            except (TypeError, ValueError):
+                raise CnnzooError(
+                    f"recipe {args.recipe}: {key} must be a{'n' if kind == 'int' else ''} "
+                    f"{kind}, got {value!r}"
+                ) from None
+        setattr(args, key, value)
+    return dict(recipe.get("model_arg", {}))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from ..checkpoint import load_checkpoint
     from ..data import load_data
@@ -150,6 +186,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    recipe_model_args = apply_recipe(args) if args.recipe else {}
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.resume:
@@ -181,7 +218,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             config = TrainConfig(**overrides)
         except ValueError as err:
             raise CnnzooError(str(err)) from None
-        extra_args = parse_model_args(args.model_arg)
+        extra_args = {**recipe_model_args, **parse_model_args(args.model_arg)}
         # --model-arg in_chans=1 means the same as --in-chans 1: the data follows the model
         chans = args.in_chans or extra_args.get("in_chans") or info.input_size[0]
         hw = parse_img_size(args.img_size) or info.input_size[1:]

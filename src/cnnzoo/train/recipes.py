@@ -1,0 +1,114 @@
+"""Training recipes: named sets of ``cnnzoo train`` options that reproduce a result of
+docs/results.md (``cnnzoo train --recipe fashion-fast``), or the same keys in a JSON/TOML file.
+
+A recipe only fills in what the command line leaves out: ``--recipe fashion-fast --epochs 30``
+trains the recipe for 30 epochs. Keys are option names with ``_`` or ``-``: ``model``, ``data``,
+``in_chans``, ``img_size``, ``augment``, ``val_fraction``, ``model_arg`` (a table of create_model
+arguments) and every ``TrainConfig`` field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+
+from ..errors import CnnzooError
+from .config import TrainConfig
+
+# Where each figure comes from: docs/results.md (2-core CPU, torch 2.14.1).
+RECIPES: dict[str, dict] = {
+    "lenet-fashion": {
+        "about": "LeNet-5 with ReLU on Fashion-MNIST: 0.906 test accuracy in about 17 s",
+        "model": "lenet5",
+        "data": "fashion-mnist",
+        "model_arg": {"act": "relu"},
+        "epochs": 7,
+        "batch_size": 128,
+        "opt": "sgd",
+        "lr": 0.1,
+        "nesterov": True,
+        "sched": "onecycle",
+        "label_smoothing": 0.1,
+        "augment": "flip",
+    },
+    "fashion-fast": {
+        "about": "ResNet-20 on Fashion-MNIST at 1x28x28: 0.94 test accuracy in under 15 minutes",
+        "model": "resnet20",
+        "data": "fashion-mnist",
+        "in_chans": 1,
+        "img_size": "28",
+        "augment": "basic",
+        "epochs": 22,
+        "batch_size": 128,
+        "opt": "sgd",
+        "lr": 0.1,
+        "nesterov": True,
+        "weight_decay": 5e-4,
+        "sched": "onecycle",
+        "label_smoothing": 0.1,
+        "amp": True,
+    },
+}
+
+DATA_KEYS = ("model", "data", "data_dir", "in_chans", "img_size", "augment", "val_fraction")
+KEYS = {*DATA_KEYS, "model_arg", "about"} | {f.name for f in fields(TrainConfig)}
+
+
+def load_recipe(name_or_path: str) -> dict:
+    """A built-in recipe by name, or a ``.json``/``.toml`` file of the same keys, checked: an
+    unknown key is an error naming it (a typo must not silently train something else)."""
+    path = Path(name_or_path)
+    if name_or_path in RECIPES:
+        recipe = dict(RECIPES[name_or_path])
+    elif path.suffix.lower() in (".json", ".toml"):
+        if not path.is_file():
+            raise CnnzooError(f"recipe file {path} does not exist")
+        try:
+            if path.suffix.lower() == ".json":
+                recipe = json.loads(path.read_text())
+            else:
+                import tomllib  # Python 3.11+
+
+                recipe = tomllib.loads(path.read_text())
+        except ImportError:
+            raise CnnzooError("TOML recipes need Python 3.11 or later; use a .json file") from None
+        except ValueError as err:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+            raise CnnzooError(f"recipe file {path} is not valid {path.suffix[1:]}: {err}") from None
+        if not isinstance(recipe, dict):
+            raise CnnzooError(f"recipe file {path} must hold a table of options")
+    else:
+        known = ", ".join(sorted(RECIPES))
+        raise CnnzooError(
+            f"unknown recipe {name_or_path!r}; built-in recipes: {known} "
+            f"(or give a .json or .toml file)"
+        )
+    recipe = {k.replace("-", "_"): v for k, v in recipe.items()}
+    unknown = sorted(set(recipe) - KEYS)
+    if unknown:
+        raise CnnzooError(
+            f"recipe {name_or_path}: unknown option(s) {', '.join(unknown)}; "
+            f"a recipe takes {', '.join(sorted(KEYS - {'about'}))}"
+        )
+    if not isinstance(recipe.get("model_arg", {}), dict):
+        raise CnnzooError(f"recipe {name_or_path}: model_arg must be a table, e.g. {{act='relu'}}")
+    return recipe
+
+
+def recipe_as_args(recipe: dict) -> list[str]:
+    """The recipe as ``cnnzoo train`` arguments (for docs and for checking the two agree)."""
+    out = [recipe["model"]] if "model" in recipe else []
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    for key, value in recipe.items():
+        if key in ("model", "about"):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if key == "model_arg":
+            for k, v in value.items():
+                out += ["--model-arg", f"{k}={v}"]
+        elif isinstance(value, bool):
+            if value != defaults.get(key, False):
+                out.append(flag if value else "--no-" + key.replace("_", "-"))
+        else:
+            out += [flag, str(value)]
+    return out
