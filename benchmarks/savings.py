@@ -6,7 +6,8 @@ medians), forward and forward+backward on the CPU:
 - a stack of three 3x3 convolutions vs one 7x7 (same receptive field, C=64 at 56x56);
 - the naive Inception module vs the one with 1x1 bottlenecks (the notes' 28x28x256 example);
 - ResNet's bottleneck block (256 -> 64 -> 64 -> 256) vs a basic block of two 3x3 at 256
-  (the same input and output, 56x56);
+  (the same input and output, 56x56), and the paper's own pair: a 64-d basic block vs a 256-d
+  bottleneck, of "similar time complexity" (sec. 4.1);
 - MobileNet's depthwise-separable convolution vs a standard 3x3 (512 -> 512 at 14x14).
 
 A time ratio below the MAC ratio means the cheaper layers also run less efficiently per MAC:
@@ -32,10 +33,14 @@ def _stack(c: int, n: int, k: int) -> nn.Module:
     return nn.Sequential(*[ConvBNAct(c, c, k) for _ in range(n)])
 
 
-def pairs(quick: bool) -> list[tuple[str, nn.Module, nn.Module, tuple[int, int, int]]]:
-    """(what, expensive, cheap, input C x H x W); --quick shrinks the images, not the blocks."""
+Size = tuple[int, int, int]
+
+
+def pairs(quick: bool) -> list[tuple[str, nn.Module, nn.Module, Size, Size]]:
+    """(what, before, after, input C x H x W of each); --quick shrinks the images, not the
+    blocks."""
     s = 4 if quick else 1
-    return [
+    same = [
         ("one 7x7 conv -> three 3x3 convs (C=64)", _stack(64, 1, 7), _stack(64, 3, 3),
          (64, 56 // s, 56 // s)),
         ("naive Inception -> 1x1 bottlenecks (the notes' module)",
@@ -46,6 +51,13 @@ def pairs(quick: bool) -> list[tuple[str, nn.Module, nn.Module, tuple[int, int, 
         ("standard 3x3 conv -> depthwise separable (512 -> 512)", ConvBNAct(512, 512, 3),
          DepthwiseSeparableConv(512, 512), (512, 14 // s, 14 // s)),
     ]  # fmt: skip
+    out = [(what, a, b, size, size) for what, a, b, size in same]
+    # the ResNet paper's own pair (sec. 4.1): a 256-d bottleneck has "similar time complexity"
+    # to a 64-d basic block, on four times the channels
+    out.append(("paper's pair: basic block at 64 -> bottleneck at 256 (4x the channels)",
+                BasicBlock(64, 64), Bottleneck(256, 64), (64, 56 // s, 56 // s),
+                (256, 56 // s, 56 // s)))  # fmt: skip
+    return out
 
 
 def _timers(block: nn.Module, x: torch.Tensor):
@@ -67,10 +79,15 @@ def _timers(block: nn.Module, x: torch.Tensor):
 def run(quick: bool = False) -> Section:
     batch, rounds, repeats = (2, 1, 2) if quick else (16, 3, 3)
     rows = []
-    for what, big, small, size in pairs(quick):
-        macs = [cnnzoo.analyze(m, size).total.macs for m in (big, small)]
-        x = torch.randn(batch, *size)
-        timers = [_timers(m, x) for m in (big, small)]
+    for what, big, small, size_big, size_small in pairs(quick):
+        macs = [
+            cnnzoo.analyze(big, size_big).total.macs,
+            cnnzoo.analyze(small, size_small).total.macs,
+        ]
+        timers = [
+            _timers(big, torch.randn(batch, *size_big)),
+            _timers(small, torch.randn(batch, *size_small)),
+        ]
         times = {(i, j): [] for i in range(2) for j in range(2)}
         for _ in range(rounds):
             for i, fns in enumerate(timers):  # alternate the two blocks in every round
