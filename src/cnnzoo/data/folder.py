@@ -16,10 +16,9 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
-from torchvision.transforms.v2 import functional as TF
 
 from ..errors import DataError
-from .transforms import augment_batch, normalize, to_model_space
+from .transforms import _tf, augment_batch, normalize, to_model_space
 
 
 class DataWarning(UserWarning):
@@ -33,7 +32,7 @@ def open_image(path: str | Path, channels: int) -> torch.Tensor:
         with Image.open(path) as img:
             img = ImageOps.exif_transpose(img)  # camera photos: upright as a viewer shows them
             img = img.convert("L" if channels == 1 else "RGB")
-            return TF.pil_to_tensor(img)
+            return _tf().pil_to_tensor(img)
     except FileNotFoundError:
         raise DataError(f"{path} does not exist") from None
     except UnidentifiedImageError:
@@ -48,8 +47,8 @@ def fit_to_size(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     h0, w0 = x.shape[-2:]
     if (h0, w0) != (h, w):
         scale = max(h / h0, w / w0)
-        x = TF.resize(x, [max(h, round(h0 * scale)), max(w, round(w0 * scale))], antialias=True)
-        x = TF.center_crop(x, [h, w])
+        x = _tf().resize(x, [max(h, round(h0 * scale)), max(w, round(w0 * scale))], antialias=True)
+        x = _tf().center_crop(x, [h, w])
     return x
 
 

@@ -16,7 +16,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
+
+
+def _tf():
+    """torchvision.transforms.v2.functional, imported on first use: it takes about a second,
+    which every ``cnnzoo`` command (``--help`` included) would otherwise pay."""
+    from torchvision.transforms.v2 import functional
+
+    return functional
+
 
 AUGMENTS = ("none", "crop", "flip", "basic")  # basic = random crop with padding + horizontal flip
 PAD_LIMIT = 8  # a target at most this many pixels larger than the source is zero-padded
@@ -40,7 +48,7 @@ def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     if have == 1:
         return x.expand(*x.shape[:-3], channels, *x.shape[-2:]).contiguous()
     if have == 3 and channels == 1:
-        return TF.rgb_to_grayscale(x, num_output_channels=1)
+        return _tf().rgb_to_grayscale(x, num_output_channels=1)
     raise ValueError(f"cannot convert {have}-channel images to {channels} channels")
 
 
@@ -48,18 +56,18 @@ def to_model_space(x: torch.Tensor, preprocess: dict) -> torch.Tensor:
     """uint8 N x C0 x H0 x W0 -> float N x C x H x W in [0, 1], before normalisation."""
     c, h, w = preprocess["input_size"]
     x = convert_channels(x, c)
-    x = TF.to_dtype(x, torch.float32, scale=True)
+    x = _tf().to_dtype(x, torch.float32, scale=True)
     mode = preprocess.get("spatial", spatial_mode(tuple(x.shape[-2:]), (h, w)))
     if tuple(x.shape[-2:]) == (h, w):
         return x
     if mode == "pad":
         dh, dw = h - x.shape[-2], w - x.shape[-1]
         return F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
-    return TF.resize(x, [h, w], antialias=True)
+    return _tf().resize(x, [h, w], antialias=True)
 
 
 def normalize(x: torch.Tensor, preprocess: dict) -> torch.Tensor:
-    return TF.normalize(x, preprocess["mean"], preprocess["std"])
+    return _tf().normalize(x, preprocess["mean"], preprocess["std"])
 
 
 def augment_batch(
