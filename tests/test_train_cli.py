@@ -67,3 +67,9 @@ def test_recipe_as_command_line_is_what_results_md_shows(name):
     spelled = " ".join(text.split("\\\n"))  # join continued lines
     spelled = " ".join(spelled.split())
     assert "cnnzoo train " + " ".join(args) in spelled, " ".join(args)
+
+
+def test_recipe_with_resume_refused(tmp_path, capsys):
+    argv = ["train", "--resume", str(tmp_path), "--recipe", "fashion-fast"]
+    assert main(argv) == 2
+    assert "--resume continues a run as it was configured; drop --recipe" in capsys.readouterr().err
