@@ -35,6 +35,7 @@ MODES = {
     "contiguous": {"channels_last": False},
     "amp-bf16": {"amp": True},
     "compile": {"compile": True},
+    "amp+compile": {"amp": True, "compile": True},
 }
 
 
