@@ -62,16 +62,14 @@ def pairs(quick: bool) -> list[tuple[str, nn.Module, nn.Module, Size, Size]]:
 
 def _timers(block: nn.Module, x: torch.Tensor):
     block = block.train()
-    params = [p for p in block.parameters()]
+    params = list(block.parameters())
 
     def fwd():
         with torch.no_grad():
             block(x)
 
     def fwd_bwd():
-        out = block(x)
-        grads = torch.autograd.grad(out.sum(), params)
-        return grads
+        return torch.autograd.grad(block(x).sum(), params)
 
     return fwd, fwd_bwd
 

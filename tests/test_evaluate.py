@@ -18,15 +18,7 @@ from cnnzoo.data import DataWarning, load_data
 from cnnzoo.train import evaluate_ensemble, metrics_from_probs, predict_probs
 from test_data import write_idx_dataset
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on tiny batches: a second intra-op thread gains little, and on a busy machine
-    spinning threads cost several times the work itself."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_metrics_match_sklearn():

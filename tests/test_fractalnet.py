@@ -10,14 +10,7 @@ import cnnzoo
 from cnnzoo.models.fractalnet import FractalBlock, FractalNet, join_schedule, local_drop_mask
 from helpers import n_params
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: threads only contend (on a loaded 2-core box, 70x slower with 2)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_join_schedule_is_figure_1():

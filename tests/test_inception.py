@@ -12,14 +12,7 @@ from cnnzoo.models.inception import BN_INCEPTION_CFG
 from cnnzoo.models.inception_v3 import INCEPTION_V3_AUX_WEIGHT, InceptionOutputs
 from helpers import n_params, randomize_bn_
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tiny inputs run faster on one thread, and far faster when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def assert_same_outputs(ours: nn.Module, peer: nn.Module, size: int, batch: int = 1) -> None:

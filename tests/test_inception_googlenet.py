@@ -14,14 +14,7 @@ from cnnzoo.models.googlenet import (
 )
 from helpers import n_params, randomize_bn_
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tiny inputs run faster on one thread, and far faster when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def conv_macs(module: nn.Module, x: torch.Tensor) -> list[int]:

@@ -11,14 +11,7 @@ from cnnzoo.models.layers import DepthwiseSeparableConv
 from cnnzoo.models.mobilenet import MOBILENET_V1_ROWS, MobileNetV1
 from helpers import n_params, randomize_bn_
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small inputs: on a loaded 2-core machine, two threads mostly contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_separable_vs_standard_parameters_by_hand():

@@ -19,14 +19,7 @@ from cnnzoo.checkpoint import save_checkpoint
 from cnnzoo.cli import main as cli_main
 from helpers import randomize_bn_
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small inputs: on a loaded 2-core machine, two threads mostly contend."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def needs(name: str):

@@ -27,14 +27,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist")
 QUIET = {"progress": False, "tensorboard": False, "plots": False}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on tiny batches: a second intra-op thread gains little, and on a busy machine
-    spinning threads cost several times the work itself."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_cnn() -> nn.Module:

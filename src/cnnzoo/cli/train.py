@@ -19,6 +19,14 @@ from pathlib import Path
 AUGMENT_AUTO = {"cifar10": "basic", "cifar100": "basic"}  # image folders: basic; others: none
 
 
+CASTS = {"int": int, "float": float, "str": str}
+
+
+def field_type(f) -> str:
+    """A ``TrainConfig`` field's base type name (``"float | None"`` -> ``"float"``)."""
+    return str(f.type).split(" ")[0]
+
+
 def config_field_help() -> dict[str, str]:
     """The comment after each ``TrainConfig`` field, read from its source."""
     from ..train.config import TrainConfig
@@ -49,7 +57,7 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
             else:
                 g.add_argument(flag, action="store_true", default=None, help=h)
             continue
-        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)  # "float | None"
+        kind = CASTS.get(field_type(f), str)
         g.add_argument(flag, type=kind, default=None, help=f"{h} (default: {default})")
 
 
@@ -153,17 +161,20 @@ def apply_recipe(args: argparse.Namespace) -> dict:
     if args.resume:
         raise CnnzooError("--resume continues a run as it was configured; drop --recipe")
     recipe = load_recipe(args.recipe)
-    types = {f.name: str(f.type).split(" ")[0] for f in fields(TrainConfig)}
+    types = {f.name: field_type(f) for f in fields(TrainConfig)}
     types.update(in_chans="int", val_fraction="float", img_size="str")
     for key, value in recipe.items():
         if key in ("about", "model_arg") or getattr(args, key, None) is not None:
             continue  # the command line wins
         kind = types.get(key, "str")
-        if kind == "bool" and not isinstance(value, bool):
-            raise CnnzooError(f"recipe {args.recipe}: {key} must be true or false, got {value!r}")
-        if kind in ("int", "float", "str") and not isinstance(value, bool):
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise CnnzooError(
+                    f"recipe {args.recipe}: {key} must be true or false, got {value!r}"
+                )
+        elif not isinstance(value, bool):
             try:
-                value = {"int": int, "float": float, "str": str}[kind](value)
+                value = CASTS.get(kind, str)(value)
             except (TypeError, ValueError):
                 raise CnnzooError(
                     f"recipe {args.recipe}: {key} must be a{'n' if kind == 'int' else ''} "
