@@ -1,4 +1,5 @@
-"""ZFNet, Network in Network and AlphaGo's policy network: hand counts, paper shapes, behaviour."""
+"""LeNet-5's variants, ZFNet, Network in Network and AlphaGo's policy network: hand counts, paper
+shapes, behaviour."""
 
 import pytest
 import torch
@@ -16,6 +17,22 @@ def volumes(modules, x: torch.Tensor) -> list[str]:
             x = m(x)
             out.append(f"{x.shape[2]}x{x.shape[3]}x{x.shape[1]}")
     return out
+
+
+def test_lenet5_max_pool_variant_by_hand():
+    conv = (5 * 5 * 1 + 1) * 6 + (5 * 5 * 6 + 1) * 16 + (5 * 5 * 16 + 1) * 120  # C1, C3, C5
+    fc = (120 + 1) * 84 + (84 + 1) * 10  # F6, output
+    model = cnnzoo.create_model("lenet5", act="relu", pool="max").eval()
+    assert n_params(model) == conv + fc == 61_706  # pooling has no weights either way
+    x = torch.randn(2, 1, 32, 32)
+    c1 = model.features[0](x)
+    s2 = torch.nn.functional.max_pool2d(c1.relu(), 2)  # S2: the largest of each 2x2 window
+    assert torch.equal(model.features[:3](x), s2)
+    assert volumes(model.features, x) == [
+        "28x28x6", "28x28x6", "14x14x6", "10x10x16", "10x10x16", "5x5x16", "1x1x120", "1x1x120"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="pool must be 'avg' or 'max'"):
+        cnnzoo.create_model("lenet5", pool="mean")
 
 
 def test_zfnet_parameters_by_hand():

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from cnnzoo.data import DataWarning, load_data, load_image, make_loader
-from cnnzoo.data.transforms import augment_batch
+from cnnzoo.data.transforms import augment_batch, random_erase
 from cnnzoo.errors import DataError
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -287,6 +287,33 @@ def test_flip_is_per_image():
     kept = [torch.equal(out[i], x[i]) for i in range(64)]
     assert all(f or k for f, k in zip(flipped, kept, strict=True))
     assert 16 < sum(flipped) < 48
+
+
+def test_random_erase_replaces_one_rectangle_of_the_stated_area():
+    x = torch.full((4000, 2, 16, 12), -1.0)  # noise lies in [0, 1], so erased pixels show
+    out = random_erase(x, generator=torch.Generator().manual_seed(0))
+    erased = (out >= 0).all(1)  # n x h x w: every channel of an erased pixel is noise
+    assert torch.equal((out >= 0).any(1), erased)
+    hit = erased.flatten(1).any(1)
+    assert 0.47 < hit.float().mean() < 0.53  # p = 0.5
+    for m in erased[hit][:200]:  # the erased pixels are exactly their bounding box
+        rows, cols = m.any(1).nonzero(), m.any(0).nonzero()
+        box = m[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        assert box.all() and box.sum() == m.sum()
+    # area uniform in [0.02, 0.4] of the image: mean 0.21; clipping long sides lowers it a little
+    area = erased[hit].flatten(1).float().mean(1)
+    assert area.min() >= 2 / (16 * 12) and area.max() <= 0.5
+    assert 0.17 < area.mean() < 0.22
+    assert torch.equal(out[~hit], x[~hit])
+
+
+def test_basic_erase_is_basic_then_erase():
+    x = torch.rand(32, 1, 8, 8)
+    basic = augment_batch(x, "basic", torch.Generator().manual_seed(3))
+    both = augment_batch(x, "basic+erase", torch.Generator().manual_seed(3))
+    changed = (basic != both).flatten(1).any(1)
+    assert 4 < changed.sum() < 28  # about half the images get a rectangle
+    assert torch.equal(basic[~changed], both[~changed])
 
 
 def test_loader_epoch_order_and_sharding(tmp_path):

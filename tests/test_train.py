@@ -100,6 +100,32 @@ def test_optimizers(opt, cls):
         assert o.param_groups[0]["nesterov"] and o.param_groups[0]["momentum"] == 0.8
 
 
+@pytest.mark.parametrize("opt", ["sgd", "rmsprop", "adamw", "adam"])
+def test_fused_step_equals_torchs_default_loop(opt):
+    """The fused (or foreach) step taken by default must move the weights exactly as torch's
+    per-parameter loop does, over several steps of changing gradients and two param groups."""
+    torch.manual_seed(0)
+    nets = [nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(5)) for _ in range(2)]
+    for net in nets:
+        net(torch.zeros(1, 3, 6, 6))
+    nets[1].load_state_dict(nets[0].state_dict())
+    start = nets[0][0].weight.detach().clone()
+    cfg = dict(opt=opt, lr=0.05, momentum=0.9, nesterov=opt == "sgd", weight_decay=1e-2)
+    fused = build_optimizer(nets[0], TrainConfig(**cfg), lr_mult={"2": 3.0})
+    loop = build_optimizer(nets[1], TrainConfig(**cfg, fused=False), lr_mult={"2": 3.0})
+    kind = "fused" if opt != "rmsprop" else "foreach"  # torch has no fused RMSprop
+    assert fused.defaults[kind] and not loop.defaults.get("fused") and not loop.defaults["foreach"]
+    for step in range(4):
+        x = torch.randn(8, 3, 6, 6, generator=torch.Generator().manual_seed(step))
+        for net, o in zip(nets, (fused, loop), strict=True):
+            o.zero_grad()
+            net(x).square().mean().backward()
+            o.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert (nets[0][0].weight - start).abs().max() > 1e-3  # the steps did move the weights
+
+
 def test_frozen_params_untouched_and_head_at_higher_rate(digits, tmp_path):
     model = cnnzoo.create_model("lenet5", num_classes=10)
     for p in model.features.parameters():

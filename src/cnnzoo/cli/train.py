@@ -95,10 +95,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("model and input")
     g.add_argument(
         "--augment",
-        choices=["auto", "none", "crop", "flip", "basic"],
+        choices=["auto", "none", "crop", "flip", "basic", "basic+erase"],
         default=None,
         help="training augmentation; auto: basic (random crop with padding + flip) "
-        "for CIFAR and image folders, none otherwise",
+        "for CIFAR and image folders, none otherwise; basic+erase adds random erasing",
     )
     g.add_argument(
         "--val-fraction",

@@ -14,6 +14,8 @@ whole batch), so the per-image random crop and flip here are written with tensor
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -26,7 +28,9 @@ def _tf():
     return functional
 
 
-AUGMENTS = ("none", "crop", "flip", "basic")  # basic = random crop with padding + horizontal flip
+# basic = random crop with padding + horizontal flip; basic+erase adds random erasing
+AUGMENTS = ("none", "crop", "flip", "basic", "basic+erase")
+ERASE_P, ERASE_AREA, ERASE_RATIO = 0.5, (0.02, 0.4), (0.3, 1 / 0.3)  # Zhong et al. 2017, 3.1
 PAD_LIMIT = 8  # a target at most this many pixels larger than the source is zero-padded
 
 
@@ -74,11 +78,12 @@ def augment_batch(
     x: torch.Tensor, augment: str, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Random crop with zero padding (pad = size/8, 4 pixels at 32x32) and/or horizontal flip,
-    drawn independently for every image of the float batch ``x``."""
+    drawn independently for every image of the float batch ``x`` (values in [0, 1]);
+    ``basic+erase`` then applies :func:`random_erase`."""
     if augment not in AUGMENTS:
         raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
     n, _, h, w = x.shape
-    if augment in ("crop", "basic"):
+    if augment in ("crop", "basic", "basic+erase"):
         pad = max(1, min(h, w) // 8)
         padded = F.pad(x, (pad, pad, pad, pad))
         dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
@@ -89,10 +94,40 @@ def augment_batch(
         # padded[b, :, rows[b, i], cols[b, j]] for every b, i, j
         x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
         x = x.permute(0, 3, 1, 2).contiguous()
-    if augment in ("flip", "basic"):
+    if augment in ("flip", "basic", "basic+erase"):
         flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    if augment == "basic+erase":
+        x = random_erase(x, generator=generator)
     return x
+
+
+def random_erase(
+    x: torch.Tensor,
+    p: float = ERASE_P,
+    area: tuple[float, float] = ERASE_AREA,
+    ratio: tuple[float, float] = ERASE_RATIO,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Random erasing (Zhong et al., 2017): with probability ``p`` each image of ``x`` gets one
+    rectangle of ``area`` (a fraction of the image, uniform) and aspect ratio ``ratio``
+    (log-uniform) filled with uniform noise in [0, 1]. The paper redraws a rectangle that does not
+    fit; here its sides are clipped to the image instead, so every draw is one batched step."""
+    n, c, h, w = x.shape
+    s = torch.empty(n).uniform_(*area, generator=generator) * h * w
+    r = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator).exp()
+    eh = (s * r).sqrt().round().clamp(1, h).long()
+    ew = (s / r).sqrt().round().clamp(1, w).long()
+    top = (torch.rand(n, generator=generator) * (h - eh + 1)).long()
+    left = (torch.rand(n, generator=generator) * (w - ew + 1)).long()
+    chosen = torch.rand(n, generator=generator) < p
+    rows = torch.arange(h)[None, :]
+    cols = torch.arange(w)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])  # n x h
+    in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])  # n x w
+    mask = (in_rows[:, :, None] & in_cols[:, None, :] & chosen[:, None, None]).to(x.device)
+    noise = torch.rand(x.shape, generator=generator).to(x.device, x.dtype)
+    return torch.where(mask[:, None], noise, x)
 
 
 def make_preprocess(

@@ -16,21 +16,28 @@ class LeNet5(ZooModel):
     maps (the paper's partial connection table gives 1,516 weights there instead of 2,416), S2/S4
     are average pooling without the trainable coefficient and bias, the activations are tanh, and
     the output layer is a linear layer instead of Euclidean RBF units. Parameters: 61,706.
+
+    ``act="relu"`` and ``pool="max"`` give the "modern LeNet" of many tutorials (same parameters).
     """
 
-    def __init__(self, num_classes: int = 10, in_chans: int = 1, act: str = "tanh") -> None:
+    def __init__(
+        self, num_classes: int = 10, in_chans: int = 1, act: str = "tanh", pool: str = "avg"
+    ) -> None:
         super().__init__()
         if act not in ("tanh", "relu"):
             raise ValueError(f"act must be 'tanh' or 'relu', got {act!r}")
+        if pool not in ("avg", "max"):
+            raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
         Act = nn.Tanh if act == "tanh" else nn.ReLU
+        Pool = nn.AvgPool2d if pool == "avg" else nn.MaxPool2d
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 84
         self.features = nn.Sequential(
             nn.Conv2d(in_chans, 6, 5),  # C1: 6@28x28
             Act(),
-            nn.AvgPool2d(2),  # S2: 6@14x14
+            Pool(2),  # S2: 6@14x14
             nn.Conv2d(6, 16, 5),  # C3: 16@10x10
             Act(),
-            nn.AvgPool2d(2),  # S4: 16@5x5
+            Pool(2),  # S4: 16@5x5
             nn.Conv2d(16, 120, 5),  # C5: 120@1x1
             Act(),
         )

@@ -32,6 +32,7 @@ class TrainConfig:
     amp_dtype: str | None = None  # "bfloat16" or "float16" to override the default above
     channels_last: bool = True  # NHWC memory format: 1.0-1.26x faster training (benchmarks)
     compile: bool = False  # torch.compile the model
+    fused: bool = True  # one fused optimiser step for all parameters (torch's CPU default loops)
     seed: int = 0  # seeds initialisation, shuffling, augmentation and dropout
     deterministic: bool = False  # deterministic kernels: a rerun gives the same weights
     device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:1 ...

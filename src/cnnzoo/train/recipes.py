@@ -49,6 +49,25 @@ RECIPES: dict[str, dict] = {
         "label_smoothing": 0.1,
         "amp": True,
     },
+    "fashion-95": {
+        "about": "ResNet-20 on Fashion-MNIST, random erasing, 80 epochs: 0.95 test accuracy (flip "
+        "TTA) in under an hour",
+        "model": "resnet20",
+        "data": "fashion-mnist",
+        "in_chans": 1,
+        "img_size": "28",
+        "augment": "basic+erase",
+        "val_fraction": 0.02,
+        "epochs": 80,
+        "batch_size": 128,
+        "opt": "sgd",
+        "lr": 0.1,
+        "nesterov": True,
+        "weight_decay": 5e-4,
+        "sched": "onecycle",
+        "label_smoothing": 0.1,
+        "amp": True,
+    },
 }
 
 DATA_KEYS = ("model", "data", "data_dir", "in_chans", "img_size", "augment", "val_fraction")
