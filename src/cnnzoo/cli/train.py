@@ -75,6 +75,8 @@ def add_data_options(p: argparse.ArgumentParser, required: bool = False) -> None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..data.transforms import AUGMENTS
+
     p = sub.add_parser(
         "train",
         help="train a model on a dataset (checkpoints, metrics.csv, TensorBoard, curves.png)",
@@ -95,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("model and input")
     g.add_argument(
         "--augment",
-        choices=["auto", "none", "crop", "flip", "basic", "basic+erase"],
+        choices=["auto", *AUGMENTS],
         default=None,
         help="training augmentation; auto: basic (random crop with padding + flip) "
         "for CIFAR and image folders, none otherwise; basic+erase adds random erasing",

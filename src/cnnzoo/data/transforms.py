@@ -28,8 +28,15 @@ def _tf():
     return functional
 
 
-# basic = random crop with padding + horizontal flip; basic+erase adds random erasing
-AUGMENTS = ("none", "crop", "flip", "basic", "basic+erase")
+# each augmentation's steps, applied in this order; basic = random crop with padding + flip
+AUGMENT_STEPS = {
+    "none": (),
+    "crop": ("crop",),
+    "flip": ("flip",),
+    "basic": ("crop", "flip"),
+    "basic+erase": ("crop", "flip", "erase"),
+}
+AUGMENTS = tuple(AUGMENT_STEPS)
 ERASE_P, ERASE_AREA, ERASE_RATIO = 0.5, (0.02, 0.4), (0.3, 1 / 0.3)  # Zhong et al. 2017, 3.1
 PAD_LIMIT = 8  # a target at most this many pixels larger than the source is zero-padded
 
@@ -82,8 +89,9 @@ def augment_batch(
     ``basic+erase`` then applies :func:`random_erase`."""
     if augment not in AUGMENTS:
         raise ValueError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
+    steps = AUGMENT_STEPS[augment]
     n, _, h, w = x.shape
-    if augment in ("crop", "basic", "basic+erase"):
+    if "crop" in steps:
         pad = max(1, min(h, w) // 8)
         padded = F.pad(x, (pad, pad, pad, pad))
         dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
@@ -94,10 +102,10 @@ def augment_batch(
         # padded[b, :, rows[b, i], cols[b, j]] for every b, i, j
         x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
         x = x.permute(0, 3, 1, 2).contiguous()
-    if augment in ("flip", "basic", "basic+erase"):
+    if "flip" in steps:
         flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    if augment == "basic+erase":
+    if "erase" in steps:
         x = random_erase(x, generator=generator)
     return x
 
@@ -113,7 +121,7 @@ def random_erase(
     rectangle of ``area`` (a fraction of the image, uniform) and aspect ratio ``ratio``
     (log-uniform) filled with uniform noise in [0, 1]. The paper redraws a rectangle that does not
     fit; here its sides are clipped to the image instead, so every draw is one batched step."""
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     s = torch.empty(n).uniform_(*area, generator=generator) * h * w
     r = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator).exp()
     eh = (s * r).sqrt().round().clamp(1, h).long()

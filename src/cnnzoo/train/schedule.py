@@ -15,6 +15,8 @@ from torch import nn
 
 from .config import TrainConfig
 
+FUSED = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)  # torch has fused steps for these
+
 
 def build_optimizer(
     model: nn.Module,
@@ -64,22 +66,17 @@ def build_optimizer(
 
 
 def _make(kind: type, groups: list[dict], config: TrainConfig, **kwargs) -> torch.optim.Optimizer:
-    """``kind(groups, **kwargs)``, with ``fused=True`` where ``config.fused`` and torch has a fused
-    kernel for it on these parameters' device (SGD, Adam, AdamW on CPU and CUDA), else the
-    multi-tensor ``foreach`` step. On the CPU torch's default is a loop over the parameters: for
-    ResNet-18's 11M weights the fused SGD step is several times faster (docs/benchmarks.md)."""
+    """``kind(groups, **kwargs)`` with torch's fused step where ``config.fused`` and torch has one
+    for ``kind`` on these parameters (SGD, Adam, AdamW on CPU and CUDA), else its multi-tensor
+    ``foreach`` step. On the CPU torch's default is a loop over the parameters: inside ResNet-18's
+    training loop the fused SGD step takes 3 ms instead of 11 (docs/benchmarks.md)."""
+    if not config.fused:
+        return kind(groups, **kwargs)
     params = [p for g in groups for p in g["params"]]
-    fusable = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-    if config.fused and fusable:
-        try:
-            return kind(groups, fused=True, **kwargs)
-        except (RuntimeError, TypeError, ValueError):  # no fused kernel here: fall through
-            pass
-        try:
-            return kind(groups, foreach=True, **kwargs)
-        except (RuntimeError, TypeError, ValueError):
-            pass
-    return kind(groups, **kwargs)
+    fusable = kind in FUSED and all(
+        p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params
+    )
+    return kind(groups, **({"fused": True} if fusable else {"foreach": True}), **kwargs)
 
 
 class LRSchedule:
