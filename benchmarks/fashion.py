@@ -1,13 +1,17 @@
 """Time to accuracy on Fashion-MNIST: LeNet-5 in the plain loop vs `cnnzoo train`'s loop.
 
-Both train from the same seed on the 60,000 training images and are scored on the 10,000 test
-images; the table gives test accuracy and wall time side by side.
+The plain loop trains the paper's tanh LeNet-5 for 5 epochs on the 60,000 training images; cnnzoo
+trains the recipe ``lenet-91`` and is then scored with flip test-time augmentation, and that
+evaluation counts in its wall time. The two alternate for a few rounds (seeds 0, 1, ...); the
+table gives each round and the medians, all on the 10,000 test images.
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
+from dataclasses import fields
 
 import torch
 
@@ -16,16 +20,17 @@ from cnnzoo.data import load_data
 from cnnzoo.train.config import TrainConfig
 from cnnzoo.train.evaluate import evaluate
 from cnnzoo.train.loop import fit
+from cnnzoo.train.recipes import RECIPES
 
 from . import plain_loop
 from .common import Section, fashion_tensors
 
-# The recipe `cnnzoo train lenet5 --data fashion-mnist` is benchmarked with (see docs/results.md).
-LENET_RECIPE = dict(
-    epochs=7, batch_size=128, opt="sgd", lr=0.1, nesterov=True, weight_decay=5e-4,
-    sched="onecycle", label_smoothing=0.1,
-)  # fmt: skip
-LENET_ARGS = {"act": "relu"}  # ReLU trains faster than the paper's tanh (docs/results.md)
+RECIPE = "lenet-91"
+
+
+def _recipe_config(recipe: dict, **overrides) -> TrainConfig:
+    known = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{**{k: v for k, v in recipe.items() if k in known}, **overrides})
 
 
 def run(quick: bool = False) -> Section:
@@ -35,49 +40,76 @@ def run(quick: bool = False) -> Section:
             "Fashion-MNIST time to accuracy", [], ["skipped: Fashion-MNIST not installed"]
         )
     xtr, ytr, xte, yte = data
+    recipe = RECIPES[RECIPE]
     limit = 6000 if quick else None
-    epochs = 1 if quick else 5  # the plain loop's budget
+    rounds = 1 if quick else 5
+    plain_epochs = 1 if quick else 5  # the plain loop's budget
     if limit:
         xtr, ytr = xtr[:limit], ytr[:limit]
+    bundle = load_data(
+        recipe["data"],
+        input_size=(1, 32, 32),
+        augment=recipe["augment"],
+        val_fraction=recipe["val_fraction"],
+        limit=limit,
+    )
+    args = recipe["model_arg"]
     rows = []
-
-    torch.manual_seed(0)
-    model = cnnzoo.create_model("lenet5")
-    plain = plain_loop.train(model, xtr, ytr, epochs=epochs, batch=128, max_lr=0.1)
-    rows.append(
-        {
-            "run": f"plain loop, lenet5, {epochs} epochs",
-            "test accuracy": plain_loop.accuracy(model, xte, yte),
-            "train wall s": plain["seconds"],
-            "images/s": plain["images_per_s"],
-        }
-    )
-
-    bundle = load_data("fashion-mnist", input_size=(1, 32, 32), augment="flip", limit=limit)
-    epochs = 1 if quick else LENET_RECIPE["epochs"]
-    config = TrainConfig(**{**LENET_RECIPE, "epochs": epochs}, progress=False, plots=False,
-                         tensorboard=False)  # fmt: skip
-    model = cnnzoo.create_model("lenet5", **LENET_ARGS)
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        out = fit(model, bundle, config, tmp, model_name="lenet5", model_args=LENET_ARGS)
-        wall = time.perf_counter() - start
-    test = evaluate(model, bundle.test, bundle.classes, torch.device("cpu"))
-    rate = sum(r["images_per_s"] for r in out["history"]) / len(out["history"])
-    rows.append(
-        {
-            "run": f"cnnzoo fit, lenet5 (ReLU), {epochs} epochs",
-            "test accuracy": test["accuracy"],
-            "train wall s": wall,
-            "images/s": rate,
-        }
-    )
+    for seed in range(rounds):
+        torch.manual_seed(seed)
+        model = cnnzoo.create_model("lenet5")
+        plain = plain_loop.train(model, xtr, ytr, epochs=plain_epochs, batch=128, max_lr=0.1)
+        rows.append(
+            {
+                "round": seed,
+                "run": f"plain loop, lenet5 (tanh), {plain_epochs} epochs",
+                "test accuracy": plain_loop.accuracy(model, xte, yte),
+                "wall s": plain["seconds"],
+            }
+        )
+        config = _recipe_config(
+            recipe,
+            seed=seed,
+            epochs=1 if quick else recipe["epochs"],
+            progress=False,
+            plots=False,
+            tensorboard=False,
+        )
+        torch.manual_seed(seed)
+        model = cnnzoo.create_model("lenet5", **args)
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            fit(model, bundle, config, tmp, model_name="lenet5", model_args=args)
+            test = evaluate(model, bundle.test, bundle.classes, "cpu", 1024, tta="flip")
+            wall = time.perf_counter() - start
+        rows.append(
+            {
+                "round": seed,
+                "run": f"cnnzoo fit --recipe {RECIPE}, {config.epochs} epochs, then flip TTA",
+                "test accuracy": test["accuracy"],
+                "wall s": wall,
+            }
+        )
+    for kind in ("plain", "cnnzoo"):
+        mine = [r for r in rows if r["run"].startswith(kind)]
+        rows.append(
+            {
+                "round": "median",
+                "run": mine[0]["run"],
+                "test accuracy": statistics.median(r["test accuracy"] for r in mine),
+                "wall s": statistics.median(r["wall s"] for r in mine),
+            }
+        )
+    plain_s, zoo_s = rows[-2]["wall s"], rows[-1]["wall s"]
+    for row in rows:  # four places: the target is 0.91
+        row["test accuracy"] = f"{row['test accuracy']:.4f}"
     return Section(
         "Fashion-MNIST: LeNet-5 time to accuracy",
         rows,
         [
-            f"cnnzoo recipe: {LENET_RECIPE}, model {LENET_ARGS}, flips; the plain loop: "
-            "tanh LeNet-5, SGD one-cycle lr 0.1, flips, label smoothing 0.1, 5 epochs",
-            "cnnzoo's wall time includes a validation pass and checkpoint writes every epoch",
+            f"cnnzoo: `--recipe {RECIPE}` ({recipe['about']}); the plain loop: "
+            "tanh LeNet-5, SGD Nesterov one-cycle lr 0.1, flips, label smoothing 0.1, batch 128",
+            "cnnzoo's wall time includes a validation pass and a checkpoint every epoch and the "
+            f"final flip-TTA test evaluation; median cnnzoo / plain time: {zoo_s / plain_s:.3f}",
         ],
     )

@@ -76,6 +76,7 @@ def add_data_options(p: argparse.ArgumentParser, required: bool = False) -> None
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..data.transforms import AUGMENTS
+    from ..train.recipes import RECIPES
 
     p = sub.add_parser(
         "train",
@@ -91,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--recipe",
         metavar="NAME_OR_FILE",
         help="fill in the options this command leaves out from a recipe of docs/results.md "
-        "(fashion-fast, lenet-fashion) or a .json/.toml file of option names",
+        f"({', '.join(RECIPES)}) or a .json/.toml file of option names",
     )
     add_data_options(p)
     g = p.add_argument_group("model and input")

@@ -35,20 +35,33 @@ FASHION_FAST = {  # fashion-95 is this recipe trained longer with random erasing
     "amp": True,
 }
 
+LENET_FASHION = {  # lenet-91 is this recipe with six changes
+    "about": "LeNet-5 with ReLU on Fashion-MNIST: 0.906 test accuracy in about 17 s",
+    "model": "lenet5",
+    "data": "fashion-mnist",
+    "model_arg": {"act": "relu"},
+    "epochs": 7,
+    "batch_size": 128,
+    "opt": "sgd",
+    "lr": 0.1,
+    "nesterov": True,
+    "sched": "onecycle",
+    "label_smoothing": 0.1,
+    "augment": "flip",
+}
+
 RECIPES: dict[str, dict] = {
-    "lenet-fashion": {
-        "about": "LeNet-5 with ReLU on Fashion-MNIST: 0.906 test accuracy in about 17 s",
-        "model": "lenet5",
-        "data": "fashion-mnist",
-        "model_arg": {"act": "relu"},
-        "epochs": 7,
-        "batch_size": 128,
-        "opt": "sgd",
-        "lr": 0.1,
-        "nesterov": True,
-        "sched": "onecycle",
-        "label_smoothing": 0.1,
-        "augment": "flip",
+    "lenet-fashion": LENET_FASHION,
+    "lenet-91": {
+        **LENET_FASHION,
+        "about": "LeNet-5 with ReLU on Fashion-MNIST, 6 epochs, bf16 autocast: 0.91 test accuracy "
+        "(flip TTA) in less time than a plain PyTorch loop's 5 epochs",
+        "epochs": 6,
+        "lr": 0.2,
+        "weight_decay": 1e-4,
+        "label_smoothing": 0.05,
+        "amp": True,
+        "val_fraction": 0.005,
     },
     "fashion-fast": FASHION_FAST,
     "fashion-95": {
