@@ -3,10 +3,12 @@
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
 import cnnzoo
+from cnnzoo.models.layers import Conv2d
 from cnnzoo.models.resnet import BasicBlock, Bottleneck
 from helpers import n_params, randomize_bn_
 
@@ -191,3 +193,80 @@ def test_grey_input_without_head(name):
     assert model.conv1.in_channels == 1 and isinstance(model.get_classifier(), nn.Identity)
     with torch.no_grad():
         assert model(torch.randn(1, 1, 40, 40)).shape == (1, model.num_features)
+
+
+# --- one-pixel maps: layers.Conv2d skips the taps that only see padding ----------------------
+
+ONE_PIXEL_CASES = [  # (kernel, stride, padding, input h, w, bias): a 1x1 output seeing one pixel
+    (3, 1, 1, 1, 1, False),  # ResNet-18's last stage at 32x32
+    (1, 2, 0, 2, 2, False),  # its downsample, which reads only the top-left pixel
+    (3, 2, 1, 1, 1, True),  # strided, with a bias
+    (5, 1, 2, 1, 1, True),  # a larger kernel
+    (1, 3, 0, 3, 3, False),  # a stride larger than the input
+    (3, 2, 1, 2, 2, False),  # ResNet-18's strided 3x3 into layer4: a 2x2 window, 4 taps of 9
+    (7, 2, 3, 1, 2, True),  # a 1x2 window of a 7x7 kernel
+]
+
+
+@pytest.mark.parametrize("k,s,p,h,w,bias", ONE_PIXEL_CASES)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_one_pixel_conv_is_the_convolution_without_its_padding(
+    k, s, p, h, w, bias, channels_last, monkeypatch
+):
+    torch.manual_seed(0)
+    ref = nn.Conv2d(5, 7, k, s, p, bias=bias)
+    fast = Conv2d(5, 7, k, s, p, bias=bias)
+    fast.load_state_dict(ref.state_dict())
+    x = torch.randn(4, 5, h, w)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_ref = ref(x1)
+    real, calls = F.conv2d, []
+
+    def conv2d(inp, weight, *args, **kwargs):  # what the shortcut asks of the convolution
+        calls.append((tuple(inp.shape[-2:]), tuple(weight.shape[-2:]), len(args), kwargs))
+        return real(inp, weight, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(F, "conv2d", conv2d)
+        y = fast(x2)
+    window = (min(h, k - p), min(w, k - p))
+    # a one-pixel window is a linear layer; a larger one a convolution without padding or stride
+    assert calls == ([] if window == (1, 1) else [(window, window, 1, {})])  # (input, bias)
+    assert y.shape == y_ref.shape == (4, 7, 1, 1)
+    torch.testing.assert_close(y, y_ref)
+    g = torch.randn_like(y)
+    y_ref.backward(g)
+    y.backward(g)
+    torch.testing.assert_close(x2.grad, x1.grad)
+    torch.testing.assert_close(fast.weight.grad, ref.weight.grad)  # zero on the skipped taps
+    if bias:
+        torch.testing.assert_close(fast.bias.grad, ref.bias.grad)
+
+
+def test_larger_outputs_grouped_and_meta_inputs_stay_convolutions(monkeypatch):
+    calls = []
+    real = F.conv2d
+    monkeypatch.setattr(F, "conv2d", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    Conv2d(4, 4, 3, 1, 1)(torch.randn(1, 4, 2, 2))  # 2x2 output
+    Conv2d(4, 4, 3, 1, 1, groups=2)(torch.randn(1, 4, 1, 1))  # grouped
+    Conv2d(4, 4, 3, 1, 1)(torch.randn(1, 4, 1, 1, device="meta"))  # what the analyzer runs
+    assert len(calls) == 3
+
+
+def test_resnet18_at_32x32_matches_torchvision_and_counts_the_convolutions():
+    """The shortcut changes how, not what: torchvision's outputs and gradients at 32x32, where
+    layer4 runs on 1x1 maps, and the analyzer's MACs are those of the plain convolutions."""
+    torch.manual_seed(0)
+    peer = randomize_bn_(torchvision.models.resnet18(num_classes=10))
+    ours = cnnzoo.create_model("resnet18", num_classes=10)
+    ours.load_state_dict(peer.state_dict())
+    x = torch.randn(6, 3, 32, 32)
+    torch.testing.assert_close(ours.eval()(x), peer.eval()(x), rtol=1e-4, atol=1e-5)
+    ours.train()(x).square().sum().backward()
+    peer.train()(x).square().sum().backward()
+    for (name, a), b in zip(ours.named_parameters(), peer.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-4, msg=name)
+    mine, theirs = (cnnzoo.analyze(m, (3, 32, 32)).total for m in (ours, peer))
+    assert mine.macs == theirs.macs and mine.saved_bytes == theirs.saved_bytes

@@ -4,7 +4,43 @@ attribute names, so weight files of the peers load key by key."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+class Conv2d(nn.Conv2d):
+    """``nn.Conv2d`` that computes a one-pixel output from the input pixels and taps its window
+    covers, skipping the taps that only ever see zero padding (a linear layer when the window
+    holds a single pixel).
+
+    An ImageNet ResNet fed 32x32 images runs its last stage on 1x1 maps: a 3x3 convolution with
+    padding 1 there multiplies eight of its nine taps by padding, and PyTorch's CPU kernels compute
+    them anyway (a fifth of ResNet-18's work at 32x32). The result and the gradients are the
+    convolution's (the skipped taps' gradient is zero either way), autograd keeps the same tensors
+    (views of the input and of the weight), the weights and state_dict keys are ``nn.Conv2d``'s,
+    and every other case is ``nn.Conv2d``'s own forward. On the meta device (``cnnzoo.analyze``)
+    it is always the convolution, so the analyzer counts what the architecture defines.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            isinstance(self.padding, str)  # "same"/"valid"
+            or self.groups != 1
+            or self.dilation != (1, 1)
+            or self.padding_mode != "zeros"
+            or x.device.type == "meta"
+        ):
+            return super().forward(x)
+        h, w = x.shape[-2:]
+        (kh, kw), (ph, pw), (sh, sw) = self.kernel_size, self.padding, self.stride
+        if (h + 2 * ph - kh) // sh != 0 or (w + 2 * pw - kw) // sw != 0:  # not a 1x1 output
+            return super().forward(x)
+        # the output's window starts at -padding: input rows 0..hh-1 meet taps ph..ph+hh-1
+        hh, ww = min(h, kh - ph), min(w, kw - pw)
+        if hh == ww == 1:
+            return F.linear(x[..., 0, 0], self.weight[:, :, ph, pw], self.bias)[..., None, None]
+        taps = self.weight[:, :, ph : ph + hh, pw : pw + ww]
+        return F.conv2d(x[..., :hh, :ww], taps, self.bias)
 
 
 class ConvBNAct(nn.Sequential):

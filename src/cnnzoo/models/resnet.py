@@ -16,17 +16,18 @@ from torch import nn
 
 from ..registry import register_model
 from ._base import ZooModel
-from .layers import DropPath, SqueezeExcite, he_init_
+from .layers import Conv2d, DropPath, SqueezeExcite, he_init_
 
 
 def conv3x3(in_chs: int, out_chs: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
-    """3x3 convolution, padding 1, no bias (a batch norm follows)."""
-    return nn.Conv2d(in_chs, out_chs, 3, stride, padding=1, groups=groups, bias=False)
+    """3x3 convolution, padding 1, no bias (a batch norm follows); one-pixel maps (an ImageNet
+    ResNet's last stage on 32x32 images) skip the all-padding taps (``layers.Conv2d``)."""
+    return Conv2d(in_chs, out_chs, 3, stride, padding=1, groups=groups, bias=False)
 
 
 def conv1x1(in_chs: int, out_chs: int, stride: int = 1) -> nn.Conv2d:
     """1x1 convolution, no bias (a batch norm follows)."""
-    return nn.Conv2d(in_chs, out_chs, 1, stride, bias=False)
+    return Conv2d(in_chs, out_chs, 1, stride, bias=False)
 
 
 def drop_path_or_identity(p: float) -> nn.Module:
