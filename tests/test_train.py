@@ -368,6 +368,47 @@ def test_sigint_saves_and_exits_cleanly(tmp_path):
     assert done >= 1 and load_checkpoint(run / "interrupted.pt")["epoch"] >= done
 
 
+def test_ctrl_c_during_the_epochs_files_waits_until_they_are_written(digits, tmp_path, monkeypatch):
+    """A Ctrl-C that lands while the epoch's checkpoint, CSV, TensorBoard events and plot are being
+    written is held until they are whole (one inside TensorBoard's writer could hang its close)."""
+    from cnnzoo.train import loop
+
+    real = loop.write_metrics_csv
+
+    def interrupted_write(history, path):
+        os.kill(os.getpid(), signal.SIGINT)  # lands here, between last.pt and the logs
+        time.sleep(0.05)
+        real(history, path)
+
+    monkeypatch.setattr(loop, "write_metrics_csv", interrupted_write)
+    handler = signal.getsignal(signal.SIGINT)
+    cfg = TrainConfig(epochs=3, progress=False, plots=True)
+    with pytest.raises(KeyboardInterrupt):
+        fit(small_cnn(), digits, cfg, tmp_path, model_name="small", model_args={})
+    assert signal.getsignal(signal.SIGINT) is handler  # put back
+    assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 2  # header + epoch 1
+    assert (tmp_path / "curves.png").stat().st_size > 0  # written after the CSV: not cut off
+    assert list(tmp_path.glob("events.out.tfevents.*"))
+    assert load_checkpoint(tmp_path / "interrupted.pt")["epoch"] == 1
+
+
+def test_sigint_deferral_outside_the_main_thread_runs_the_block_as_is():
+    import threading
+
+    from cnnzoo.train.loop import _sigint_deferred
+
+    ran = []
+
+    def body():
+        with _sigint_deferred():
+            ran.append(threading.current_thread() is not threading.main_thread())
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert ran == [True]
+
+
 def test_tensorboard_and_csv_hold_the_history(digits, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

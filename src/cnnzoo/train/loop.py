@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -283,29 +285,31 @@ def fit(
                 if improved:
                     best_acc, best_epoch = row["val_acc"], epoch + 1
                 if main:
-                    _print_epoch(row, config, improved)
-                    save_checkpoint(
-                        out / "last.pt",
-                        model_name,
-                        model_args,
-                        raw.state_dict(),
-                        **meta,
-                        epoch=epoch + 1,
-                        metrics=row,
-                        history=history,
-                        best_val_acc=best_acc,
-                        best_epoch=best_epoch,
-                        optimizer=optimizer.state_dict(),
-                        scheduler=schedule.state_dict(),
-                        scaler=scaler.state_dict() if scaler is not None else None,
-                        rng=_rng_state(),
-                    )
-                    if improved:
-                        _atomic_copy(out / "last.pt", out / "best.pt")
-                    write_metrics_csv(history, out / "metrics.csv")
-                    tb.log(row)
-                    if config.plots:
-                        plot_curves(history, out / "curves.png")
+                    # Ctrl-C waits until the epoch's files are whole and no writer holds a lock
+                    with _sigint_deferred():
+                        _print_epoch(row, config, improved)
+                        save_checkpoint(
+                            out / "last.pt",
+                            model_name,
+                            model_args,
+                            raw.state_dict(),
+                            **meta,
+                            epoch=epoch + 1,
+                            metrics=row,
+                            history=history,
+                            best_val_acc=best_acc,
+                            best_epoch=best_epoch,
+                            optimizer=optimizer.state_dict(),
+                            scheduler=schedule.state_dict(),
+                            scaler=scaler.state_dict() if scaler is not None else None,
+                            rng=_rng_state(),
+                        )
+                        if improved:
+                            _atomic_copy(out / "last.pt", out / "best.pt")
+                        write_metrics_csv(history, out / "metrics.csv")
+                        tb.log(row)
+                        if config.plots:
+                            plot_curves(history, out / "curves.png")
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, row)
         except KeyboardInterrupt:
@@ -321,7 +325,8 @@ def fit(
                 )
             raise
         finally:
-            tb.close()
+            with _sigint_deferred():
+                tb.close()
             if config.channels_last:  # hand the model back in the layout it came in
                 raw.to(memory_format=torch.contiguous_format)
         return {
@@ -332,6 +337,27 @@ def fit(
             "best": str(out / "best.pt"),
             "epochs_run": config.epochs - start_epoch,
         }
+
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    """Hold a Ctrl-C (SIGINT) until the block is done, then raise it as KeyboardInterrupt.
+
+    A KeyboardInterrupt raised inside a writer can leave it broken: inside TensorBoard's queue
+    bookkeeping it makes the final ``close()`` wait forever. Only the main thread can take
+    signals; elsewhere the block runs as is."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield  # None: a handler not installed from Python, which could not be put back
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
