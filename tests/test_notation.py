@@ -1,0 +1,60 @@
+"""The one size parser and number formatter (lecture notation: height x width x depth)."""
+
+import pytest
+
+from cnnzoo.errors import CnnzooError
+from cnnzoo.notation import format_short, format_size, parse_size
+
+
+@pytest.mark.parametrize(
+    "text, chw, noted",
+    [
+        ("227x227x3", (3, 227, 227), False),  # the lecture's notation, depth last
+        ("19x19x48", (48, 19, 19), False),  # AlphaGo's planes: more channels than pixels a side
+        ("224x320x3", (3, 224, 320), False),
+        ("3x227x227", (3, 227, 227), True),  # recognisably C x H x W: read so, and said so
+        ("48x19x19", (48, 19, 19), True),
+        ("1x28x320", (1, 28, 320), True),
+        ("32", (3, 32, 32), False),
+        ("28x28", (3, 28, 28), False),
+    ],
+)
+def test_parse_size_reads_the_lecture_notation(text, chw, noted):
+    size = parse_size(text)
+    assert size.chw == chw
+    assert (size.note is not None) == noted
+
+
+def test_parse_size_fills_depth_from_the_model():
+    assert parse_size("28", chans=1).chw == (1, 28, 28)
+    assert parse_size("28x30", chans=1).chw == (1, 28, 30)
+
+
+@pytest.mark.parametrize("text", ["", "axb", "0x32x3", "-3x32x32", "1x2x3x4", "100000", "nan"])
+def test_parse_size_refuses_with_the_option_name(text):
+    with pytest.raises(CnnzooError, match="--img-size"):
+        parse_size(text, option="--img-size")
+
+
+def test_format_round_trip_and_short_numbers():
+    assert format_size((96, 55, 55)) == "55x55x96"
+    assert parse_size(format_size((96, 55, 55))).chw == (96, 55, 55)
+    assert format_short(854_000_000) == "854M"
+    assert format_short(150_528) == "151K"
+    assert format_short(12) == "12"
+
+
+def test_notation_does_not_import_torch():
+    import ast
+    import inspect
+
+    import cnnzoo.errors
+    import cnnzoo.notation
+
+    for mod in (cnnzoo.notation, cnnzoo.errors):
+        imported = {
+            n.names[0].name if isinstance(n, ast.Import) else (n.module or "")
+            for n in ast.walk(ast.parse(inspect.getsource(mod)))
+            if isinstance(n, ast.Import | ast.ImportFrom)
+        }
+        assert not any(name.startswith("torch") for name in imported), (mod.__name__, imported)
