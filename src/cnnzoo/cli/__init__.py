@@ -9,6 +9,7 @@ import os
 import sys
 
 from ..errors import CnnzooError
+from ._args import OneLineParser
 
 # Subcommand modules, in the order ``cnnzoo --help`` lists them.
 COMMANDS = [
@@ -30,7 +31,7 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnzoo",
         description="The classic CNN architectures: build, explain, train, evaluate, reuse.",
     )

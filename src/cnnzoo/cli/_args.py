@@ -1,0 +1,43 @@
+"""Argument types for the command line: numbers checked where they are parsed.
+
+Each type refuses what no command can use (NaN, infinity, a negative count, a zero batch) with a
+message that names the value and the range, so argparse prints one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def _number(kind: type, low: float | None, high: float | None, low_open: bool, what: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        too_low = low is not None and (value <= low if low_open else value < low)
+        if too_low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in its own messages
+    return parse
+
+
+positive_int: Callable[[str], int] = _number(int, 0, None, True, "a positive integer")
+nonneg_int: Callable[[str], int] = _number(int, 0, None, False, "an integer >= 0")
+positive_float: Callable[[str], float] = _number(float, 0.0, None, True, "a positive number")
+nonneg_float: Callable[[str], float] = _number(float, 0.0, None, False, "a number >= 0")
+fraction: Callable[[str], float] = _number(float, 0.0, 1.0, False, "a number in [0, 1]")
+finite_float: Callable[[str], float] = _number(float, None, None, False, "a finite number")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line (``cnnzoo train: error: ...``)."""
+
+    def error(self, message: str):  # noqa: D401  (argparse's signature)
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")

@@ -1,0 +1,34 @@
+"""Numbers are checked where the command line parses them, and usage errors are one line."""
+
+import argparse
+
+import pytest
+
+from cnnzoo.cli import main
+from cnnzoo.cli._args import fraction, nonneg_float, nonneg_int, positive_float, positive_int
+
+
+@pytest.mark.parametrize(
+    "kind, good, bad",
+    [
+        (positive_int, ["1", "64"], ["0", "-1", "1.5", "nan", "x"]),
+        (nonneg_int, ["0", "3"], ["-1", "inf"]),
+        (positive_float, ["1e-3", "2"], ["0", "-0.1", "nan", "inf", "-inf", "1e999"]),
+        (nonneg_float, ["0", "0.5"], ["-1e-9", "nan"]),
+        (fraction, ["0", "0.1", "1"], ["1.01", "-0.1", "nan"]),
+    ],
+)
+def test_number_types(kind, good, bad):
+    for text in good:
+        assert kind(text) == type(kind(text))(text)
+    for text in bad:
+        with pytest.raises(argparse.ArgumentTypeError, match="expected"):
+            kind(text)
+
+
+def test_usage_error_is_one_line_with_status_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["summary"])  # the model name is missing
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error:" in err and "--help" in err
