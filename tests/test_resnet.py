@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 import cnnzoo
-from cnnzoo.models.layers import Conv2d
+from cnnzoo.models.layers import PadSkippingConv2d
 from cnnzoo.models.resnet import BasicBlock, Bottleneck
 from helpers import n_params, randomize_bn_
 
@@ -195,7 +195,7 @@ def test_grey_input_without_head(name):
         assert model(torch.randn(1, 1, 40, 40)).shape == (1, model.num_features)
 
 
-# --- one-pixel maps: layers.Conv2d skips the taps that only see padding ----------------------
+# --- one-pixel maps: PadSkippingConv2d skips the taps that only see padding --------------
 
 ONE_PIXEL_CASES = [  # (kernel, stride, padding, input h, w, bias): a 1x1 output seeing one pixel
     (3, 1, 1, 1, 1, False),  # ResNet-18's last stage at 32x32
@@ -215,7 +215,7 @@ def test_one_pixel_conv_is_the_convolution_without_its_padding(
 ):
     torch.manual_seed(0)
     ref = nn.Conv2d(5, 7, k, s, p, bias=bias)
-    fast = Conv2d(5, 7, k, s, p, bias=bias)
+    fast = PadSkippingConv2d(5, 7, k, s, p, bias=bias)
     fast.load_state_dict(ref.state_dict())
     x = torch.randn(4, 5, h, w)
     if channels_last:
@@ -249,9 +249,9 @@ def test_larger_outputs_grouped_and_meta_inputs_stay_convolutions(monkeypatch):
     calls = []
     real = F.conv2d
     monkeypatch.setattr(F, "conv2d", lambda *a, **kw: calls.append(1) or real(*a, **kw))
-    Conv2d(4, 4, 3, 1, 1)(torch.randn(1, 4, 2, 2))  # 2x2 output
-    Conv2d(4, 4, 3, 1, 1, groups=2)(torch.randn(1, 4, 1, 1))  # grouped
-    Conv2d(4, 4, 3, 1, 1)(torch.randn(1, 4, 1, 1, device="meta"))  # what the analyzer runs
+    PadSkippingConv2d(4, 4, 3, 1, 1)(torch.randn(1, 4, 2, 2))  # 2x2 output
+    PadSkippingConv2d(4, 4, 3, 1, 1, groups=2)(torch.randn(1, 4, 1, 1))  # grouped
+    PadSkippingConv2d(4, 4, 3, 1, 1)(torch.randn(1, 4, 1, 1, device="meta"))  # the analyzer
     assert len(calls) == 3
 
 

@@ -24,3 +24,17 @@ class CheckpointError(CnnzooError):
 
 class DataError(CnnzooError):
     """A dataset is missing, truncated, empty or unreadable."""
+
+
+class ModelArgumentError(CnnzooError, TypeError):
+    """An unknown or invalid argument for a model (``num_clases=10``, ``drop_path_rate=1.5``).
+
+    Both a ``TypeError`` (what Python raises for an unexpected keyword) and, through
+    ``CnnzooError``, a ``ValueError``; the message names the closest valid argument or the valid
+    range.
+    """
+
+
+class WeightsError(CnnzooError):
+    """Published weights are unavailable: none exist for the model, the file is not cached and
+    there is no network, or a download does not match its published hash."""

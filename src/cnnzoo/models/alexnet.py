@@ -17,9 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ModelArgumentError
 from ..registry import register_model
 from ._base import ZooModel
-from .layers import he_init_
+from .features import sequential_points
+from .layers import check_count, check_rate, he_init_
 
 # A CONV row: (filters, kernel, stride, padding, groups). "M": MAX POOL 3x3 stride 2.
 # "N": local response normalisation (LRN) across channels, the paper's constants (Sec. 3.3);
@@ -115,7 +117,7 @@ def make_features(
             layers += [nn.Conv2d(chs, out, k, s, p, groups=g), nn.ReLU(inplace=True)]
             chs = out
         else:
-            raise ValueError(f"unknown AlexNet table entry {row!r}")
+            raise ModelArgumentError(f"unknown AlexNet table entry {row!r}")
     return nn.Sequential(*layers), chs
 
 
@@ -127,6 +129,8 @@ class AlexNet(ZooModel):
     the lecture's transfer-learning slides; ``num_classes=0`` makes that the model's output.
     """
 
+    head_name = "classifier.6"  # FC8
+
     def __init__(
         self,
         cfg: list[ConvRow | str],
@@ -137,10 +141,9 @@ class AlexNet(ZooModel):
         ceil_mode: bool = False,
     ) -> None:
         super().__init__()
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
-        if not 0.0 <= drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
+        check_rate("drop_rate", drop_rate)
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, fc_width
         self.features, chs = make_features(cfg, in_chans, ceil_mode)
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))  # identity at the design size
@@ -152,7 +155,7 @@ class AlexNet(ZooModel):
             nn.Dropout(drop_rate),
             nn.Linear(fc_width, fc_width),  # FC7
             nn.ReLU(inplace=True),
-            nn.Linear(fc_width, num_classes) if num_classes else nn.Identity(),  # FC8
+            self.new_head(num_classes),  # FC8
         )
         self.init_weights()
 
@@ -160,27 +163,19 @@ class AlexNet(ZooModel):
         """He init for the ReLU convolutions, N(0, 0.01) for the FC layers, zero biases."""
         he_init_(self)
 
+    def feature_points(self) -> list[tuple[str, int]]:
+        """The ReLU before each pool and the last pool, as timm picks VGG's."""
+        return sequential_points(self.features, "features")
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # N x 256 x 6 x 6 for the lecture's AlexNet at 227x227
+        return self.run_sequential(
+            self.features, x
+        )  # N x 256 x 6 x 6 for the lecture's AlexNet at 227x227
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.avgpool(x), 1)  # N x 9216
         x = self.classifier[:-1](x)  # N x 4096: FC7 after ReLU
         return x if pre_logits else self.classifier[-1](x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[-1]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
-        ref = self.classifier[-3].weight  # FC7: the new FC8 goes on its device and dtype
-        self.num_classes = num_classes
-        self.classifier[-1] = (
-            nn.Linear(self.num_features, num_classes, device=ref.device, dtype=ref.dtype)
-            if num_classes
-            else nn.Identity()
-        )
 
 
 @register_model(input_size=(3, 227, 227))

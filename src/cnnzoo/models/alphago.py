@@ -12,9 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import CnnzooError
+from ..errors import CnnzooError, ModelArgumentError
 from ..registry import register_model
 from ._base import ZooModel
+from .features import sequential_points
 from .layers import he_init_
 
 
@@ -42,6 +43,8 @@ class AlphaGoPolicy(ZooModel):
     themselves need the whole map, not the pooled vector.
     """
 
+    head_name = "classifier"
+
     def __init__(
         self,
         num_classes: int | None = None,
@@ -52,9 +55,9 @@ class AlphaGoPolicy(ZooModel):
     ) -> None:
         super().__init__()
         if board_size < 1:
-            raise ValueError(f"board_size must be >= 1, got {board_size}")
+            raise ModelArgumentError(f"board_size must be >= 1, got {board_size}")
         if depth < 1:
-            raise ValueError(f"depth (hidden conv layers) must be >= 1, got {depth}")
+            raise ModelArgumentError(f"depth (hidden conv layers) must be >= 1, got {depth}")
         self.board_size = board_size
         num_classes = board_size * board_size if num_classes is None else num_classes
         self._check_num_classes(num_classes)
@@ -65,13 +68,13 @@ class AlphaGoPolicy(ZooModel):
         for _ in range(depth - 1):
             layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
-        self.classifier = PolicyHead(width, board_size) if num_classes else nn.Identity()
+        self.classifier = self.new_head(num_classes)
         self.init_weights()
 
     def _check_num_classes(self, num_classes: int) -> None:
         moves = self.board_size * self.board_size
         if num_classes not in (0, moves):
-            raise CnnzooError(
+            raise ModelArgumentError(
                 f"alphago_policy has one output per board point: num_classes must be "
                 f"{moves} (board_size={self.board_size}) or 0 for pooled features, got "
                 f"{num_classes}; for another board pass board_size (num_classes follows it)"
@@ -83,8 +86,12 @@ class AlphaGoPolicy(ZooModel):
         if isinstance(self.classifier, PolicyHead):
             nn.init.zeros_(self.classifier.bias)
 
+    def feature_points(self) -> list[tuple[str, int]]:
+        """The last hidden layer (every layer keeps the board's size: stride 1)."""
+        return sequential_points(self.features, "features")
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # N x 192 x 19 x 19
+        return self.run_sequential(self.features, x)  # N x 192 x 19 x 19
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if pre_logits or not self.num_classes:
@@ -96,20 +103,15 @@ class AlphaGoPolicy(ZooModel):
             )
         return self.classifier(x)  # N x 361: softmax over them gives the move probabilities
 
-    def get_classifier(self) -> nn.Module:
-        return self.classifier
-
-    def reset_classifier(self, num_classes: int) -> None:
+    def new_head(self, num_classes: int) -> nn.Module:
+        """The 1x1 policy convolution with one bias per board point (zero at first)."""
         self._check_num_classes(num_classes)
-        ref = self.features[0].weight
-        self.num_classes = num_classes
-        if num_classes:
-            self.classifier = PolicyHead(self.num_features, self.board_size).to(
-                ref.device, ref.dtype
-            )
-            he_init_(self.classifier)
-        else:
-            self.classifier = nn.Identity()
+        if not num_classes:
+            return nn.Identity()
+        head = PolicyHead(self.num_features, self.board_size)
+        he_init_(head)
+        nn.init.zeros_(head.bias)
+        return head
 
 
 @register_model(input_size=(48, 19, 19))

@@ -22,8 +22,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ModelArgumentError
 from ..registry import register_model
 from ._base import ZooModel
+from .layers import GlobalPool, check_count
 
 
 class FractalConv(nn.Sequential):
@@ -131,26 +133,29 @@ class FractalNet(ZooModel):
         local_drop: float = 0.15,
         global_drop: float = 0.5,
         column: int | None = None,
+        global_pool: str = "max",
     ) -> None:
         super().__init__()
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
         if num_columns < 1:
-            raise ValueError(f"num_columns must be at least 1, got {num_columns}")
+            raise ModelArgumentError(f"num_columns must be at least 1, got {num_columns}")
         if not channels:
-            raise ValueError(f"channels needs one width per block, got {channels}")
+            raise ModelArgumentError(f"channels needs one width per block, got {channels}")
         if drop_rates is None:  # the paper's 0%, 10%, 20%, ... per block
             drop_rates = tuple(round(0.1 * b, 2) for b in range(len(channels)))
         elif isinstance(drop_rates, (int, float)):
             drop_rates = (float(drop_rates),) * len(channels)
         drop_rates = tuple(drop_rates)
         if len(drop_rates) != len(channels):
-            raise ValueError(
+            raise ModelArgumentError(
                 f"drop_rates needs one rate per block ({len(channels)}), got {drop_rates}"
             )
         for name, p in [("local_drop", local_drop), ("global_drop", global_drop)]:
             if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {p}")
+                raise ModelArgumentError(f"{name} must be in [0, 1], got {p}")
         if any(not 0.0 <= p < 1.0 for p in drop_rates):
-            raise ValueError(f"drop_rates must be in [0, 1), got {drop_rates}")
+            raise ModelArgumentError(f"drop_rates must be in [0, 1), got {drop_rates}")
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, channels[-1]
         self.num_columns, self.global_drop = num_columns, global_drop
         blocks, in_chs = [], in_chans
@@ -159,8 +164,10 @@ class FractalNet(ZooModel):
             in_chs = out_chs
         self.blocks = nn.ModuleList(blocks)
         self.pool = nn.MaxPool2d(2)
-        self.global_pool = nn.AdaptiveMaxPool2d(1)  # the last block's 2x2 pool at 32x32
-        self.fc = nn.Linear(in_chs, num_classes) if num_classes else nn.Identity()
+        self.global_pool = GlobalPool("max")  # the last block's 2x2 pool at 32x32
+        self.fc = self.new_head(num_classes)
+        if global_pool != "max":
+            self._set_global_pool(global_pool, num_classes)
         self.column: int | None = None
         self.set_column(column)
         self.init_weights()
@@ -179,7 +186,7 @@ class FractalNet(ZooModel):
         """Run only column ``column`` (0 = shallowest, -1 = deepest), or all of them (``None``)."""
         if column is not None:
             if not -self.num_columns <= column < self.num_columns:
-                raise ValueError(
+                raise ModelArgumentError(
                     f"column must be in [{-self.num_columns}, {self.num_columns - 1}] or None, "
                     f"got {column}"
                 )
@@ -203,15 +210,12 @@ class FractalNet(ZooModel):
         return x  # N x 512 x 2 x 2 at 32x32
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.global_pool(x).flatten(1)  # N x 512
+        x = self.global_pool(x)  # N x 512
         return x if pre_logits else self.fc(x)
 
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+    def feature_points(self) -> list[tuple[str, int]]:
+        """Each fractal block, before the pool that follows it (strides 1, 2, 4, ...)."""
+        return [(f"blocks.{b}", 2**b) for b in range(len(self.blocks))]
 
 
 @register_model(input_size=(3, 32, 32))

@@ -16,9 +16,10 @@ from functools import partial
 import torch
 from torch import nn
 
+from ..errors import ModelArgumentError
 from ..registry import register_model
 from ._base import ZooModel, check_input, raise_if_too_small
-from .layers import ConvBNAct, he_init_
+from .layers import ConvBNAct, GlobalPool, check_count, check_rate, he_init_
 
 # The paper (section 5) adds each auxiliary classifier's loss to the total with weight 0.3.
 GOOGLENET_AUX_WEIGHT = 0.3
@@ -44,7 +45,7 @@ def refuse_aux_logits(model: str, aux_logits: bool) -> None:
     """``aux_logits`` is accepted by every model of the family; only GoogLeNet and Inception v3
     have auxiliary heads, the others take ``aux_logits=False`` and refuse ``True``."""
     if aux_logits:
-        raise ValueError(
+        raise ModelArgumentError(
             f"{model} has no auxiliary classifiers (googlenet and inception_v3 do), "
             f"got aux_logits={aux_logits!r}"
         )
@@ -91,7 +92,9 @@ class Inception(nn.Module):
     ) -> None:
         super().__init__()
         if kernel5 not in (3, 5):
-            raise ValueError(f"kernel5 must be 3 (torchvision) or 5 (the paper), got {kernel5}")
+            raise ModelArgumentError(
+                f"kernel5 must be 3 (torchvision) or 5 (the paper), got {kernel5}"
+            )
         self.out_chs = ch1x1 + ch3x3 + ch5x5 + pool_proj
         self.branch1 = conv_bn(in_chs, ch1x1, 1)
         self.branch2 = nn.Sequential(
@@ -177,10 +180,17 @@ class GoogLeNet(ZooModel):
         dropout: float = 0.2,
         dropout_aux: float = 0.7,
         kernel5: int = 3,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__()
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
+        check_rate("dropout", dropout)
+        check_rate("dropout_aux", dropout_aux)
         if transform_input and in_chans != 3:
-            raise ValueError(f"transform_input needs RGB input (in_chans=3), got {in_chans}")
+            raise ModelArgumentError(
+                f"transform_input needs RGB input (in_chans=3), got {in_chans}"
+            )
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 1024
         self.transform_input = transform_input
         inception = partial(Inception, kernel5=kernel5)
@@ -208,9 +218,11 @@ class GoogLeNet(ZooModel):
         self.aux1 = InceptionAux(512, num_classes, dropout_aux) if has_aux else None
         self.aux2 = InceptionAux(528, num_classes, dropout_aux) if has_aux else None
 
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.global_pool = GlobalPool("avg")
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(1024, num_classes) if num_classes else nn.Identity()
+        self.fc = self.new_head(num_classes)
+        if global_pool != "avg":
+            self._set_global_pool(global_pool, num_classes)
         self.init_weights()
 
     @property
@@ -248,14 +260,26 @@ class GoogLeNet(ZooModel):
         x = self.inception5b(x)  # N x 1024 x 7 x 7
         return x, aux2, aux1
 
+    def feature_points(self) -> list[tuple[str, int]]:
+        """conv1 (stride 2), conv3 (4), and the last Inception module of each grid (8, 16, 32)."""
+        return [
+            ("conv1", 2),
+            ("conv3", 4),
+            ("inception3b", 8),
+            ("inception4e", 16),
+            ("inception5b", 32),
+        ]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self._stages(x, with_aux=False)[0]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(torch.flatten(self.avgpool(x), 1))  # N x 1024
+        x = self.dropout(self.global_pool(x))  # N x 1024
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | GoogLeNetOutputs:
+        if self.features_only is not None:
+            return super().forward(x)
         check_input(self, x)
         with_aux = self.training and self.aux_logits
         try:
@@ -273,16 +297,13 @@ class GoogLeNet(ZooModel):
             return state_dict
         return {k: v for k, v in state_dict.items() if not k.startswith(("aux1.", "aux2."))}
 
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """New main classifier; the aux heads get new last layers (or go, for 0 classes)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        super().reset_classifier(num_classes, global_pool)
         if self.aux1 is not None and num_classes:
-            self.aux1.fc2 = nn.Linear(1024, num_classes)
-            self.aux2.fc2 = nn.Linear(1024, num_classes)
+            ref = self.aux1.fc2.weight
+            for aux in (self.aux1, self.aux2):
+                aux.fc2 = nn.Linear(1024, num_classes, device=ref.device, dtype=ref.dtype)
         elif not num_classes:
             self.aux1 = self.aux2 = None
 

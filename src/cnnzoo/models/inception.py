@@ -14,10 +14,11 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from ..errors import ModelArgumentError
 from ..registry import register_model
 from ._base import ZooModel
 from .googlenet import refuse_aux_logits
-from .layers import ConvBNAct, he_init_
+from .layers import ConvBNAct, GlobalPool, check_count, check_rate, he_init_
 
 
 def conv_bn(in_chs: int, out_chs: int, kernel_size: int, stride: int = 1) -> ConvBNAct:
@@ -47,11 +48,11 @@ class InceptionBN(nn.Module):
     ) -> None:
         super().__init__()
         if pool not in ("avg", "max"):
-            raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
+            raise ModelArgumentError(f"pool must be 'avg' or 'max', got {pool!r}")
         if stride not in (1, 2):
-            raise ValueError(f"stride must be 1 or 2, got {stride}")
+            raise ModelArgumentError(f"stride must be 1 or 2, got {stride}")
         if stride == 2 and (ch1x1 or pool_proj or pool != "max"):
-            raise ValueError(
+            raise ModelArgumentError(
                 "a stride-2 module has no 1x1 branch and passes a max-pool through: "
                 f"got ch1x1={ch1x1}, pool={pool!r}, pool_proj={pool_proj}"
             )
@@ -118,9 +119,13 @@ class BNInception(ZooModel):
         in_chans: int = 3,
         dropout: float = 0.0,
         aux_logits: bool = False,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__()
         refuse_aux_logits("inception_v2", aux_logits)
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
+        check_rate("dropout", dropout)
         self.num_classes, self.in_chans = num_classes, in_chans
         self.conv1 = conv_bn(in_chans, 64, 7, stride=2)  # 112x112x64
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)  # 56x56x64
@@ -134,9 +139,11 @@ class BNInception(ZooModel):
             chs = block.out_chs
         self.blocks = nn.Sequential(OrderedDict(blocks))  # 7x7x1024
         self.num_features = chs
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.global_pool = GlobalPool("avg")
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(chs, num_classes) if num_classes else nn.Identity()
+        self.fc = self.new_head(num_classes)
+        if global_pool != "avg":
+            self._set_global_pool(global_pool, num_classes)
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -147,16 +154,18 @@ class BNInception(ZooModel):
         x = self.maxpool2(self.conv3(self.conv2(x)))  # N x 192 x 28 x 28
         return self.blocks(x)  # N x 1024 x 7 x 7
 
+    def feature_points(self) -> list[tuple[str, int]]:
+        """conv1 (stride 2), conv3 (4), and the last module of each grid (8, 16, 32)."""
+        last: dict[int, str] = {}  # reduction -> the last module working at it
+        reduction = 8  # after maxpool2
+        for name, *_, stride in BN_INCEPTION_CFG:
+            reduction *= stride
+            last[reduction] = f"blocks.inception{name}"
+        return [("conv1", 2), ("conv3", 4)] + [(m, r) for r, m in sorted(last.items())]
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.dropout(torch.flatten(self.avgpool(x), 1))  # N x 1024
+        x = self.dropout(self.global_pool(x))  # N x 1024
         return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
 
 @register_model

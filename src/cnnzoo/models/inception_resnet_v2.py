@@ -17,7 +17,7 @@ from ..registry import register_model
 from ._base import ZooModel
 from .googlenet import conv_bn, refuse_aux_logits
 from .inception_v4 import ReductionA
-from .layers import DropPath, he_init_
+from .layers import DropPath, GlobalPool, check_count, check_rate, he_init_
 
 
 class _Residual(nn.Module):
@@ -156,6 +156,7 @@ class InceptionResNetV2(ZooModel):
     """
 
     aux_logits = False  # no auxiliary heads (the same attribute as GoogLeNet's and v3's)
+    head_name = "classif"
 
     def __init__(
         self,
@@ -165,11 +166,14 @@ class InceptionResNetV2(ZooModel):
         drop_path_rate: float = 0.0,
         zero_init_last: bool = False,
         aux_logits: bool = False,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__()
         refuse_aux_logits("inception_resnet_v2", aux_logits)
-        if not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
+        check_rate("drop_rate", drop_rate)
+        check_rate("drop_path_rate", drop_path_rate)
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 1536
         dpr = iter(drop_path_rate * (i + 1) / 40 for i in range(40))  # linear decay rule
 
@@ -188,9 +192,11 @@ class InceptionResNetV2(ZooModel):
         self.repeat_2 = nn.Sequential(*[InceptionResNetC(drop_path=next(dpr)) for _ in range(9)])
         self.block8 = InceptionResNetC(scale=1.0, no_relu=True, drop_path=next(dpr))
         self.conv2d_7b = conv_bn(2080, 1536, 1)  # 8x8x1536
-        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.global_pool = GlobalPool("avg")
         self.head_drop = nn.Dropout(drop_rate)
-        self.classif = nn.Linear(1536, num_classes) if num_classes else nn.Identity()
+        self.classif = self.new_head(num_classes)
+        if global_pool != "avg":
+            self._set_global_pool(global_pool, num_classes)
         self.init_weights(zero_init_last)
 
     def init_weights(self, zero_init_last: bool = False) -> None:
@@ -199,6 +205,17 @@ class InceptionResNetV2(ZooModel):
             for m in self.modules():
                 if isinstance(m, _Residual):
                     m.zero_init_last()
+
+    def feature_points(self) -> list[tuple[str, int]]:
+        """timm's: conv2d_2b (stride 2), conv2d_4a (4), the 35x35 repeat (8), the 17x17
+        repeat_1 (16), conv2d_7b (32)."""
+        return [
+            ("conv2d_2b", 2),
+            ("conv2d_4a", 4),
+            ("repeat", 8),
+            ("repeat_1", 16),
+            ("conv2d_7b", 32),
+        ]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv2d_2b(self.conv2d_2a(self.conv2d_1a(x)))  # N x 64 x 147 x 147
@@ -212,13 +229,6 @@ class InceptionResNetV2(ZooModel):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.head_drop(self.global_pool(x))  # N x 1536
         return x if pre_logits else self.classif(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.classif
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classif = nn.Linear(1536, num_classes) if num_classes else nn.Identity()
 
 
 @register_model(input_size=(3, 299, 299))

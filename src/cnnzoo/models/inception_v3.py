@@ -14,11 +14,11 @@ from collections import namedtuple
 import torch
 from torch import nn
 
-from ..errors import InputTooSmallError
+from ..errors import InputTooSmallError, ModelArgumentError
 from ..registry import register_model
 from ._base import ZooModel, check_input, raise_if_too_small
 from .googlenet import conv_bn, to_inception_range
-from .layers import he_init_
+from .layers import GlobalPool, check_count, check_rate, he_init_
 
 # Weight of the auxiliary head's loss: the paper gives none; 0.4 is TF-slim's (the paper's
 # authors' reference implementation, train_image_classifier.py).
@@ -192,10 +192,16 @@ class InceptionV3(ZooModel):
         aux_logits: bool = True,
         transform_input: bool = False,
         dropout: float = 0.5,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__()
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
+        check_rate("dropout", dropout)
         if transform_input and in_chans != 3:
-            raise ValueError(f"transform_input needs RGB input (in_chans=3), got {in_chans}")
+            raise ModelArgumentError(
+                f"transform_input needs RGB input (in_chans=3), got {in_chans}"
+            )
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 2048
         self.transform_input = transform_input
         # The stem, TF-slim's: the paper's Table 1 has 3x3 convolutions where 3b is a 1x1 to 80
@@ -220,9 +226,11 @@ class InceptionV3(ZooModel):
         self.Mixed_7a = InceptionD(768)
         self.Mixed_7b = InceptionE(1280)
         self.Mixed_7c = InceptionE(2048)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.global_pool = GlobalPool("avg")
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(2048, num_classes) if num_classes else nn.Identity()
+        self.fc = self.new_head(num_classes)
+        if global_pool != "avg":
+            self._set_global_pool(global_pool, num_classes)
         self.init_weights()
 
     @property
@@ -269,14 +277,27 @@ class InceptionV3(ZooModel):
         x = self.Mixed_7c(x)  # N x 2048 x 8 x 8
         return x, aux
 
+    def feature_points(self) -> list[tuple[str, int]]:
+        """timm's: the stem's Conv2d_2b (stride 2) and Conv2d_4a (4), then the last module of
+        each grid, Mixed_5d (8), Mixed_6e (16), Mixed_7c (32)."""
+        return [
+            ("Conv2d_2b_3x3", 2),
+            ("Conv2d_4a_3x3", 4),
+            ("Mixed_5d", 8),
+            ("Mixed_6e", 16),
+            ("Mixed_7c", 32),
+        ]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self._stages(x, with_aux=False)[0]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.dropout(self.avgpool(x)), 1)  # N x 2048
+        x = self.dropout(self.global_pool(x))  # N x 2048
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | InceptionOutputs:
+        if self.features_only is not None:
+            return super().forward(x)
         check_input(self, x)
         with_aux = self.training and self.aux_logits
         try:
@@ -294,15 +315,12 @@ class InceptionV3(ZooModel):
             return state_dict
         return {k: v for k, v in state_dict.items() if not k.startswith("AuxLogits.")}
 
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """New main classifier; the aux head gets a new last layer (or goes, for 0 classes)."""
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        super().reset_classifier(num_classes, global_pool)
         if self.AuxLogits is not None and num_classes:
-            self.AuxLogits.fc = nn.Linear(768, num_classes)
+            ref = self.AuxLogits.fc.weight
+            self.AuxLogits.fc = nn.Linear(768, num_classes, device=ref.device, dtype=ref.dtype)
         elif not num_classes:
             self.AuxLogits = None
 

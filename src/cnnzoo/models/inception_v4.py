@@ -16,7 +16,7 @@ from torch import nn
 from ..registry import register_model
 from ._base import ZooModel
 from .googlenet import conv_bn, refuse_aux_logits
-from .layers import he_init_
+from .layers import GlobalPool, check_count, check_rate, he_init_
 
 
 class Mixed3a(nn.Module):
@@ -194,6 +194,7 @@ class InceptionV4(ZooModel):
     Accepts inputs down to 75x75."""
 
     aux_logits = False  # no auxiliary heads (the same attribute as GoogLeNet's and v3's)
+    head_name = "last_linear"
 
     def __init__(
         self,
@@ -201,9 +202,13 @@ class InceptionV4(ZooModel):
         in_chans: int = 3,
         drop_rate: float = 0.2,
         aux_logits: bool = False,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__()
         refuse_aux_logits("inception_v4", aux_logits)
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
+        check_rate("drop_rate", drop_rate)
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 1536
         self.features = nn.Sequential(
             *stem_v4(in_chans),  # 0-5: 35x35x384
@@ -213,13 +218,30 @@ class InceptionV4(ZooModel):
             ReductionB(),  # 18: 8x8x1536
             *[InceptionC() for _ in range(3)],  # 19-21: 8x8x1536
         )
-        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.global_pool = GlobalPool("avg")
         self.head_drop = nn.Dropout(drop_rate)
-        self.last_linear = nn.Linear(1536, num_classes) if num_classes else nn.Identity()
+        self.last_linear = self.new_head(num_classes)
+        if global_pool != "avg":
+            self._set_global_pool(global_pool, num_classes)
         self.init_weights()
 
     def init_weights(self) -> None:
         he_init_(self)
+
+    def feature_points(self) -> list[tuple[str, int]]:
+        """timm's: the stem's 147x147 conv (stride 2) and Mixed3a (4), then the last block of
+        each grid: the fourth Inception-A (8), the seventh Inception-B (16), the third C (32)."""
+        return [
+            ("features.2", 2),
+            ("features.3", 4),
+            ("features.9", 8),
+            ("features.17", 16),
+            ("features.21", 32),
+        ]
+
+    def checkpoint_units(self) -> list[nn.Module]:
+        """Every block of ``features``."""
+        return [m for m in self.features if list(m.children())]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)  # N x 1536 x 8 x 8
@@ -227,13 +249,6 @@ class InceptionV4(ZooModel):
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.head_drop(self.global_pool(x))  # N x 1536
         return x if pre_logits else self.last_linear(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.last_linear
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.last_linear = nn.Linear(1536, num_classes) if num_classes else nn.Identity()
 
 
 @register_model(input_size=(3, 299, 299))

@@ -7,8 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ModelArgumentError
 
-class Conv2d(nn.Conv2d):
+
+class PadSkippingConv2d(nn.Conv2d):
     """``nn.Conv2d`` that computes a one-pixel output from the input pixels and taps its window
     covers, skipping the taps that only ever see zero padding (a linear layer when the window
     holds a single pixel).
@@ -87,8 +89,7 @@ class DropPath(nn.Module):
 
     def __init__(self, p: float = 0.0) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"drop-path probability must be in [0, 1), got {p}")
+        check_rate("drop-path probability", p)
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,3 +157,54 @@ def he_init_(module: nn.Module) -> None:
         elif isinstance(m, nn.Linear):
             nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)
+
+
+POOL_TYPES = ("avg", "max", "")  # timm's global_pool values ("" keeps the map: no pooling)
+
+
+class GlobalPool(nn.Module):
+    """timm's ``global_pool``: ``"avg"`` or ``"max"`` over the whole map then flatten (N x C), or
+    ``""``, no pooling at all (N x C x H x W, for a model without classifier).
+
+    Holds ``pool`` and ``flatten`` as child modules (no parameters), so that the analyzer sees
+    the standard pooling layer.
+    """
+
+    def __init__(self, pool_type: str = "avg") -> None:
+        super().__init__()
+        check_choice("global_pool", pool_type, POOL_TYPES)
+        self.pool_type = pool_type
+        pools = {"avg": nn.AdaptiveAvgPool2d, "max": nn.AdaptiveMaxPool2d}
+        self.pool = pools[pool_type](1) if pool_type else nn.Identity()
+        self.flatten = nn.Flatten(1) if pool_type else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.flatten(self.pool(x))
+
+    def extra_repr(self) -> str:
+        return f"pool_type={self.pool_type!r}"
+
+
+# --- argument checks shared by every family (they raise ModelArgumentError) --------------------
+
+
+def check_rate(name: str, value: float, closed: bool = False) -> None:
+    """A probability: in [0, 1) (or [0, 1] when ``closed``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
+        interval = "[0, 1]" if closed else "[0, 1)"
+        raise ModelArgumentError(f"{name} must be in {interval}, got {value!r}")
+
+
+def check_choice(name: str, value: object, choices: tuple) -> None:
+    """One of ``choices``; the message lists them."""
+    if value not in choices:
+        names = [repr(c) for c in choices]
+        valid = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise ModelArgumentError(f"{name} must be {valid}, got {value!r}")
+
+
+def check_count(name: str, value: object, minimum: int) -> None:
+    """An integer of at least ``minimum`` (``num_classes`` >= 0, ``in_chans`` >= 1)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ModelArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")

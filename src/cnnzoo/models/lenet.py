@@ -7,6 +7,8 @@ from torch import nn
 
 from ..registry import register_model
 from ._base import ZooModel
+from .features import sequential_points
+from .layers import check_choice, check_count
 
 
 class LeNet5(ZooModel):
@@ -24,10 +26,10 @@ class LeNet5(ZooModel):
         self, num_classes: int = 10, in_chans: int = 1, act: str = "tanh", pool: str = "avg"
     ) -> None:
         super().__init__()
-        if act not in ("tanh", "relu"):
-            raise ValueError(f"act must be 'tanh' or 'relu', got {act!r}")
-        if pool not in ("avg", "max"):
-            raise ValueError(f"pool must be 'avg' or 'max', got {pool!r}")
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
+        check_choice("act", act, ("tanh", "relu"))
+        check_choice("pool", pool, ("avg", "max"))
         Act = nn.Tanh if act == "tanh" else nn.ReLU
         Pool = nn.AvgPool2d if pool == "avg" else nn.MaxPool2d
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 84
@@ -42,7 +44,7 @@ class LeNet5(ZooModel):
             Act(),
         )
         self.pre_logits = nn.Sequential(nn.Flatten(), nn.Linear(120, 84), Act())  # F6
-        self.fc = nn.Linear(84, num_classes) if num_classes else nn.Identity()
+        self.fc = self.new_head(num_classes)
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -51,19 +53,16 @@ class LeNet5(ZooModel):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def feature_points(self) -> list[tuple[str, int]]:
+        """C1 and C3 after their activation (strides 1, 2) and C5 (4)."""
+        return sequential_points(self.features, "features")
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # N x 120 x 1 x 1
+        return self.run_sequential(self.features, x)  # N x 120 x 1 x 1
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.pre_logits(x)  # N x 84
         return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
 
 @register_model(input_size=(1, 32, 32))

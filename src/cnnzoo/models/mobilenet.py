@@ -12,9 +12,17 @@ import re
 import torch
 from torch import nn
 
+from ..errors import ModelArgumentError
 from ..registry import register_model
 from ._base import ZooModel
-from .layers import ConvBNAct, DepthwiseSeparableConv
+from .layers import (
+    ConvBNAct,
+    DepthwiseSeparableConv,
+    GlobalPool,
+    check_choice,
+    check_count,
+    check_rate,
+)
 
 STEM_CHANNELS = 32  # Table 1, row 1: Conv / s2, 3x3x3x32 -> 112x112x32
 
@@ -58,16 +66,19 @@ class MobileNetV1(ZooModel):
         resolution: int = 224,
         act: str = "relu",
         drop_rate: float = 0.0,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__()
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
         if not 0.0 < width_mult <= 4.0:
-            raise ValueError(f"width_mult (alpha) must be in (0, 4], got {width_mult}")
+            raise ModelArgumentError(f"width_mult (alpha) must be in (0, 4], got {width_mult}")
         if resolution < 32:
-            raise ValueError(f"resolution (rho * 224) must be at least 32 pixels, got {resolution}")
-        if act not in ("relu", "relu6"):
-            raise ValueError(f"act must be 'relu' or 'relu6', got {act!r}")
-        if not 0.0 <= drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+            raise ModelArgumentError(
+                f"resolution (rho * 224) must be at least 32 pixels, got {resolution}"
+            )
+        check_choice("act", act, ("relu", "relu6"))
+        check_rate("drop_rate", drop_rate)
         act_layer = nn.ReLU if act == "relu" else nn.ReLU6
         self.width_mult, self.resolution = width_mult, resolution
         self.input_size = (in_chans, resolution, resolution)  # what the model was built for
@@ -84,9 +95,11 @@ class MobileNetV1(ZooModel):
             chs = out_chs
         self.features = nn.Sequential(*blocks)  # 7x7x1024 at 224x224
         self.num_features = chs
-        self.global_pool = nn.AdaptiveAvgPool2d(1)  # Table 1's "Avg Pool / s1, Pool 7x7"
+        self.global_pool = GlobalPool("avg")  # Table 1's "Avg Pool / s1, Pool 7x7"
         self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(chs, num_classes) if num_classes else nn.Identity()
+        self.fc = self.new_head(num_classes)
+        if global_pool != "avg":
+            self._set_global_pool(global_pool, num_classes)
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -100,20 +113,27 @@ class MobileNetV1(ZooModel):
                 nn.init.normal_(m.weight, 0, 0.01)
                 nn.init.zeros_(m.bias)
 
+    def feature_points(self) -> list[tuple[str, int]]:
+        """The last row at each resolution (timm's five stages): strides 2, 4, 8, 16, 32."""
+        points, reduction = [], 2  # the stem's stride
+        rows = MOBILENET_V1_ROWS
+        for i, (_, stride) in enumerate(rows):
+            reduction *= stride
+            if i + 1 == len(rows) or rows[i + 1][1] == 2:
+                points.append((f"features.{i}", reduction))
+        return points
+
+    def checkpoint_units(self) -> list[nn.Module]:
+        """Every depthwise separable block."""
+        return list(self.features)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)  # N x 32 x 112 x 112
         return self.features(x)  # N x 1024 x 7 x 7
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.global_pool(x).flatten(1)  # N x 1024
+        x = self.global_pool(x)  # N x 1024
         return x if pre_logits else self.fc(self.drop(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
     def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Rename the keys of timm's ``mobilenetv1_*`` (``blocks.S.I.conv_dw``...) to ours.

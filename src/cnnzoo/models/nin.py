@@ -19,7 +19,8 @@ from torch import nn
 
 from ..registry import register_model
 from ._base import ZooModel
-from .layers import he_init_
+from .features import sequential_points
+from .layers import check_count, he_init_
 
 
 class MlpConv(nn.Sequential):
@@ -45,6 +46,8 @@ class NiN(ZooModel):
     the final ReLU before the average pool is kept, as in the authors' models.
     """
 
+    head_name = "classifier"  # the last 1x1 conv and its ReLU
+
     def __init__(
         self,
         features: nn.Sequential,
@@ -53,23 +56,29 @@ class NiN(ZooModel):
         in_chans: int,
     ) -> None:
         super().__init__()
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, num_features
         self.features = features
-        self.classifier = self._make_classifier(num_classes)
+        self.classifier = self.new_head(num_classes)
         self.global_pool = nn.AdaptiveAvgPool2d(1)
         self.init_weights()
 
-    def _make_classifier(self, num_classes: int, device=None, dtype=None) -> nn.Module:
+    def new_head(self, num_classes: int) -> nn.Module:
+        """The paper's last cccp (one map per class) and its ReLU, He-initialised."""
         if not num_classes:
             return nn.Identity()
-        conv = nn.Conv2d(self.num_features, num_classes, 1, device=device, dtype=dtype)
-        return nn.Sequential(conv, nn.ReLU(inplace=True))  # the paper's last cccp + ReLU
+        head = nn.Sequential(nn.Conv2d(self.num_features, num_classes, 1), nn.ReLU(inplace=True))
+        he_init_(head)
+        return head
 
     def init_weights(self) -> None:
         """He init for every (ReLU) convolution, zero biases."""
         he_init_(self)
+
+    def feature_points(self) -> list[tuple[str, int]]:
+        """The mlpconv block before each pool, and the last one."""
+        return sequential_points(self.features, "features")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)  # N x num_features x H x W
@@ -78,18 +87,6 @@ class NiN(ZooModel):
         if not pre_logits:
             x = self.classifier(x)  # N x num_classes x H x W: one confidence map per class
         return torch.flatten(self.global_pool(x), 1)
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier
-
-    def reset_classifier(self, num_classes: int) -> None:
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
-        ref = next(self.features.parameters())
-        self.num_classes = num_classes
-        self.classifier = self._make_classifier(num_classes, ref.device, ref.dtype)
-        if num_classes:
-            he_init_(self.classifier)
 
 
 @register_model(input_size=(3, 224, 224))

@@ -12,22 +12,32 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ModelArgumentError
 from ..registry import register_model
 from ._base import ZooModel
-from .layers import Conv2d, DropPath, SqueezeExcite, he_init_
+from .layers import (
+    DropPath,
+    GlobalPool,
+    PadSkippingConv2d,
+    SqueezeExcite,
+    check_count,
+    check_rate,
+    he_init_,
+)
 
 
 def conv3x3(in_chs: int, out_chs: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
     """3x3 convolution, padding 1, no bias (a batch norm follows); one-pixel maps (an ImageNet
-    ResNet's last stage on 32x32 images) skip the all-padding taps (``layers.Conv2d``)."""
-    return Conv2d(in_chs, out_chs, 3, stride, padding=1, groups=groups, bias=False)
+    ResNet's last stage on 32x32 images) skip the all-padding taps (``PadSkippingConv2d``)."""
+    return PadSkippingConv2d(in_chs, out_chs, 3, stride, padding=1, groups=groups, bias=False)
 
 
 def conv1x1(in_chs: int, out_chs: int, stride: int = 1) -> nn.Conv2d:
     """1x1 convolution, no bias (a batch norm follows)."""
-    return Conv2d(in_chs, out_chs, 1, stride, bias=False)
+    return PadSkippingConv2d(in_chs, out_chs, 1, stride, bias=False)
 
 
 def drop_path_or_identity(p: float) -> nn.Module:
@@ -39,8 +49,7 @@ def linear_drop_rates(rate: float, total: int) -> list[float]:
     """Stochastic depth's linear decay rule (Huang et al. 2016): block l = 1..L drops its residual
     branch with probability ``rate * l / L``, so the last one with ``rate`` (1 - p_L in the
     paper, where p_l are survival probabilities)."""
-    if not 0.0 <= rate < 1.0:
-        raise ValueError(f"drop_path_rate must be in [0, 1), got {rate}")
+    check_rate("drop_path_rate", rate)
     return [rate * (i + 1) / total for i in range(total)]
 
 
@@ -62,7 +71,7 @@ class BasicBlock(nn.Module):
     ) -> None:
         super().__init__()
         if groups != 1 or base_width != 64:
-            raise ValueError(
+            raise ModelArgumentError(
                 f"BasicBlock supports only groups=1, base_width=64, got {groups}, {base_width}"
             )
         self.conv1 = conv3x3(inplanes, planes, stride)
@@ -153,6 +162,8 @@ class ResNet(ZooModel):
             probability ``drop_path_rate * l / L`` while training (the paper's linear decay).
         se: squeeze-and-excitation in every block (reduction 16).
         zero_init_last: start every block as the identity by zeroing its last BN's scale.
+        drop_rate: dropout before the classifier (timm's ``drop_rate``; 0 in the paper).
+        global_pool: "avg" (the paper), "max", or "" (no pooling; with ``num_classes=0``).
     """
 
     def __init__(
@@ -166,11 +177,16 @@ class ResNet(ZooModel):
         drop_path_rate: float = 0.0,
         se: bool = False,
         zero_init_last: bool = False,
+        drop_rate: float = 0.0,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__()
         if len(layers) != 4 or min(layers) < 1:
-            raise ValueError(f"layers must be four positive block counts, got {layers}")
-        self.num_classes, self.in_chans = num_classes, in_chans
+            raise ModelArgumentError(f"layers must be four positive block counts, got {layers}")
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
+        check_rate("drop_rate", drop_rate)
+        self.num_classes, self.in_chans, self.drop_rate = num_classes, in_chans, drop_rate
         self.num_features = 512 * block.expansion
         self.groups, self.base_width = groups, width_per_group
 
@@ -187,8 +203,10 @@ class ResNet(ZooModel):
         self.layer4 = self._make_layer(block, 512, layers[3], 2, rates, se)
         del self.inplanes
 
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.global_pool = GlobalPool("avg")
+        self.fc = self.new_head(num_classes)
+        if global_pool != "avg":
+            self._set_global_pool(global_pool, num_classes)
         self.init_weights(zero_init_last)
 
     def _make_layer(
@@ -232,6 +250,10 @@ class ResNet(ZooModel):
                 if isinstance(m, (BasicBlock, Bottleneck)):
                     m.zero_init_last()
 
+    def feature_points(self) -> list[tuple[str, int]]:
+        """timm's: the stem's ReLU (stride 2) and the four stages (4, 8, 16, 32)."""
+        return [("relu", 2), ("layer1", 4), ("layer2", 8), ("layer3", 16), ("layer4", 32)]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # N x 64 x 56 x 56
         x = self.layer1(x)  # N x 64e x 56 x 56  (e = block.expansion)
@@ -240,15 +262,10 @@ class ResNet(ZooModel):
         return self.layer4(x)  # N x 512e x 7 x 7
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)  # N x 512e
+        x = self.global_pool(x)  # N x 512e
+        if self.drop_rate:
+            x = F.dropout(x, self.drop_rate, self.training)
         return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
 
 @register_model

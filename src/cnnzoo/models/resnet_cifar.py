@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CnnzooError
+from ..errors import ModelArgumentError
 from ..registry import register_model
 from ._base import ZooModel
-from .layers import he_init_
+from .layers import GlobalPool, check_count, check_rate, he_init_
 from .resnet import drop_path_or_identity, linear_drop_rates
 
 
@@ -29,9 +29,11 @@ class PadShortcut(nn.Module):
     def __init__(self, in_chs: int, out_chs: int, stride: int, pool: str = "subsample") -> None:
         super().__init__()
         if out_chs < in_chs:
-            raise ValueError(f"option A shortcut cannot reduce channels, got {in_chs}->{out_chs}")
+            raise ModelArgumentError(
+                f"option A shortcut cannot reduce channels, got {in_chs}->{out_chs}"
+            )
         if pool not in ("subsample", "avg"):
-            raise ValueError(f"shortcut pool must be 'subsample' or 'avg', got {pool!r}")
+            raise ModelArgumentError(f"shortcut pool must be 'subsample' or 'avg', got {pool!r}")
         self.extra, self.stride, self.pool = out_chs - in_chs, stride, pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,12 +119,17 @@ class CifarResNet(ZooModel):
         drop_path_rate: float = 0.0,
         shortcut_pool: str = "subsample",
         zero_init_last: bool = False,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__()
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
         if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110), got {depth}")
+            raise ModelArgumentError(
+                f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110), got {depth}"
+            )
         if not shortcut and drop_path_rate:
-            raise CnnzooError(
+            raise ModelArgumentError(
                 f"a plain net has no residual branch to drop; drop_path_rate must be 0, got "
                 f"{drop_path_rate} (use the resnet{depth} twin for stochastic depth)"
             )
@@ -143,8 +150,10 @@ class CifarResNet(ZooModel):
                 in_chs = out_chs
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3 = stages
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(64, num_classes) if num_classes else nn.Identity()
+        self.global_pool = GlobalPool("avg")
+        self.fc = self.new_head(num_classes)
+        if global_pool != "avg":
+            self._set_global_pool(global_pool, num_classes)
         self.init_weights(zero_init_last)
 
     def init_weights(self, zero_init_last: bool = False) -> None:
@@ -155,6 +164,10 @@ class CifarResNet(ZooModel):
                 if isinstance(m, CifarBasicBlock):
                     m.zero_init_last()
 
+    def feature_points(self) -> list[tuple[str, int]]:
+        """The three stages (strides 1, 2, 4)."""
+        return [("layer1", 1), ("layer2", 2), ("layer3", 4)]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(x)))  # N x 16 x 32 x 32
         x = self.layer1(x)  # N x 16 x 32 x 32
@@ -162,15 +175,8 @@ class CifarResNet(ZooModel):
         return self.layer3(x)  # N x 64 x 8 x 8
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)  # N x 64
+        x = self.global_pool(x)  # N x 64
         return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
 
 class WideBasicBlock(nn.Module):
@@ -233,14 +239,18 @@ class WideResNet(ZooModel):
         drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         zero_init_last: bool = False,
+        global_pool: str = "avg",
     ) -> None:
         super().__init__()
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
         if depth < 10 or (depth - 4) % 6:
-            raise ValueError(f"Wide ResNet depth must be 6n+4 (16, 22, 28, 40), got {depth}")
+            raise ModelArgumentError(
+                f"Wide ResNet depth must be 6n+4 (16, 22, 28, 40), got {depth}"
+            )
         if widen_factor < 1:
-            raise ValueError(f"widen_factor must be a positive integer, got {widen_factor}")
-        if not 0.0 <= drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+            raise ModelArgumentError(f"widen_factor must be a positive integer, got {widen_factor}")
+        check_rate("drop_rate", drop_rate)
         n = (depth - 4) // 6
         widths = (16 * widen_factor, 32 * widen_factor, 64 * widen_factor)
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, widths[-1]
@@ -257,8 +267,10 @@ class WideResNet(ZooModel):
         self.layer1, self.layer2, self.layer3 = stages
         self.bn1 = nn.BatchNorm2d(widths[-1])  # the last pre-activation blocks leave un-normalised
         self.relu = nn.ReLU(inplace=True)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(widths[-1], num_classes) if num_classes else nn.Identity()
+        self.global_pool = GlobalPool("avg")
+        self.fc = self.new_head(num_classes)
+        if global_pool != "avg":
+            self._set_global_pool(global_pool, num_classes)
         self.init_weights(zero_init_last)
 
     def init_weights(self, zero_init_last: bool = False) -> None:
@@ -269,6 +281,14 @@ class WideResNet(ZooModel):
                 if isinstance(m, WideBasicBlock):
                     m.zero_init_last()
 
+    def feature_points(self) -> list[tuple[str, int]]:
+        """The first two stages (strides 1, 2) and the final BN-ReLU after the third (4)."""
+        return [("layer1", 1), ("layer2", 2), ("relu", 4)]
+
+    def checkpoint_units(self) -> list[nn.Module]:
+        """Every block of the three stages."""
+        return [*self.layer1, *self.layer2, *self.layer3]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)  # N x 16 x 32 x 32
         x = self.layer1(x)  # N x 16k x 32 x 32
@@ -277,15 +297,8 @@ class WideResNet(ZooModel):
         return self.relu(self.bn1(x))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)  # N x 64k
+        x = self.global_pool(x)  # N x 64k
         return x if pre_logits else self.fc(x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
 
 
 _CIFAR = (3, 32, 32)

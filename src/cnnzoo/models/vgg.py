@@ -12,9 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ModelArgumentError
 from ..registry import register_model
 from ._base import ZooModel
-from .layers import he_init_
+from .features import sequential_points
+from .layers import check_count, check_rate, he_init_
 
 # Filters of each 3x3 conv (stride 1, pad 1), "M" a 2x2 max pool at stride 2.
 cfgs: dict[str, list[int | str]] = {
@@ -41,7 +43,7 @@ def make_layers(cfg: list[int | str], batch_norm: bool = False, in_chans: int = 
             layers.append(nn.ReLU(inplace=True))
             chs = v
         else:
-            raise ValueError(f"unknown VGG configuration entry {v!r}")
+            raise ModelArgumentError(f"unknown VGG configuration entry {v!r}")
     return nn.Sequential(*layers)
 
 
@@ -54,6 +56,8 @@ class VGG(ZooModel):
     and dropout (the "FC7" features of the transfer-learning slides).
     """
 
+    head_name = "classifier.6"  # FC8
+
     def __init__(
         self,
         cfg: list[int | str],
@@ -63,10 +67,9 @@ class VGG(ZooModel):
         drop_rate: float = 0.5,
     ) -> None:
         super().__init__()
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
-        if not 0.0 <= drop_rate < 1.0:
-            raise ValueError(f"drop_rate must be in [0, 1), got {drop_rate}")
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
+        check_rate("drop_rate", drop_rate)
         self.num_classes, self.in_chans, self.num_features = num_classes, in_chans, 4096
         self.features = make_layers(cfg, batch_norm, in_chans)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
@@ -77,7 +80,7 @@ class VGG(ZooModel):
             nn.Linear(4096, 4096),  # FC7
             nn.ReLU(inplace=True),
             nn.Dropout(drop_rate),
-            nn.Linear(4096, num_classes) if num_classes else nn.Identity(),  # FC8
+            self.new_head(num_classes),  # FC8
         )
         self.init_weights()
 
@@ -85,16 +88,17 @@ class VGG(ZooModel):
         """He init (fan-out) for the convolutions, N(0, 0.01) for the FC layers, as torchvision."""
         he_init_(self)
 
+    def feature_points(self) -> list[tuple[str, int]]:
+        """timm's: the ReLU before each pool (strides 1 to 16) and the last pool (32)."""
+        return sequential_points(self.features, "features")
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # N x 512 x 7 x 7 at 224x224
+        return self.run_sequential(self.features, x)  # N x 512 x 7 x 7 at 224x224
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.avgpool(x), 1)  # N x 25088
         x = self.classifier[:-1](x)  # N x 4096
         return x if pre_logits else self.classifier[-1](x)
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[-1]
 
     def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Map a timm VGG state_dict onto these (torchvision's) names; others pass unchanged.
@@ -120,17 +124,6 @@ class VGG(ZooModel):
                     break
             out[key] = value
         return out
-
-    def reset_classifier(self, num_classes: int) -> None:
-        if num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
-        ref = self.classifier[3].weight  # FC7: the new layer goes on its device and dtype
-        self.num_classes = num_classes
-        self.classifier[-1] = (
-            nn.Linear(4096, num_classes, device=ref.device, dtype=ref.dtype)
-            if num_classes
-            else nn.Identity()
-        )
 
 
 @register_model
