@@ -47,7 +47,7 @@ def test_help_imports_no_torch_and_no_subcommand_module():
 @pytest.mark.parametrize(
     "argv",
     [
-        ["calc", "conv", "--input", "227x227x3", "--filters", "96", "--kernel", "11", "--stride", "4"],
+        ["calc", "conv", "--input", "227x227x3", "--filters", "96", "--kernel", "11"],
         ["calc", "rf", "3/1", "3/1", "3/1"],
         ["calc", "--help"],
         ["list"],

@@ -80,8 +80,7 @@ HELP = {
     ),
 }
 
-# Commands that train or embed on the CPU: their thread policy is set before torch is imported
-# (see cnnzoo.threads).
+# Commands that train or embed on the CPU: cnnzoo.threads picks their thread count.
 THREADED = {"train", "finetune", "features", "demo"}
 
 
@@ -132,10 +131,6 @@ def _build(command: str | None) -> tuple[argparse.ArgumentParser, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = argv[0] if argv and not argv[0].startswith("-") else None
-    if command is not None and command in THREADED:
-        from ..threads import prepare_environment
-
-        prepare_environment()  # OpenMP reads its settings once, when torch loads it
     parser, commands = _build(command or "")
     if command is not None and command not in commands:  # `cnnzoo summery`
         close = difflib.get_close_matches(command, commands, n=1, cutoff=0.6)
