@@ -16,22 +16,22 @@ def test_list_vgg_names_counts_sizes(capsys):
     assert sorted(rows) == sorted(names)
     # VGG-16: 13 convs (14,714,688) + FC (7*7*512+1)*4096 + 4097*4096 + 4097*1000 (123,642,856)
     assert rows["vgg16"][1] == f"{14_714_688 + 123_642_856:,}" == "138,357,544"
-    assert all(row[2] == "3x224x224" for row in rows.values())
+    assert all(row[2] == "224x224x3" for row in rows.values())
     assert "Simonyan" in lines[1]
 
 
 def test_list_alexnet_lecture_input(capsys):
     assert main(["list", "alexnet*"]) == 0
     rows = {r.split()[0]: r.split() for r in capsys.readouterr().out.splitlines()[1:]}
-    assert rows["alexnet"][1:3] == ["62,378,344", "3x227x227"]
+    assert rows["alexnet"][1:3] == ["62,378,344", "227x227x3"]
     assert rows["alexnet_2gpu"][1] == "60,965,224"
-    assert rows["alexnet_tv"][2] == "3x224x224"
+    assert rows["alexnet_tv"][2] == "224x224x3"
 
 
 def test_show_alexnet_prints_module_tree(capsys):
     assert main(["show", "alexnet"]) == 0
     out = capsys.readouterr().out
-    assert "input 3x227x227 -> output 1000, 62,378,344 parameters" in out
+    assert "input 227x227x3 -> output 1000, 62,378,344 parameters" in out
     assert "(features): Sequential(" in out and "(classifier): Sequential(" in out
     assert "Conv2d(3, 96, kernel_size=(11, 11), stride=(4, 4))" in out
     assert out.count("LocalResponseNorm(5") == 2
@@ -43,7 +43,7 @@ def test_show_alexnet_prints_module_tree(capsys):
 
 def test_show_alphago_board(capsys):
     assert main(["show", "alphago_policy"]) == 0
-    assert "input 48x19x19 -> output 361" in capsys.readouterr().out
+    assert "input 19x19x48 -> output 361" in capsys.readouterr().out
 
 
 def test_unknown_model_one_line_with_suggestions(capsys):

@@ -1,18 +1,34 @@
-"""cnnzoo: the classic convolutional network architectures, built exactly and explained."""
+"""cnnzoo: the classic convolutional network architectures, built exactly and explained.
 
-from . import (
-    calc,  # noqa: F401  (cnnzoo.calc.conv_output and the other calculators)
-    models,  # noqa: F401  (registers every architecture)
-)
-from .analysis import analyze
-from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+``import cnnzoo`` is instant: torch and the zoo load on first use of a name that needs them
+(PEP 562), so ``cnnzoo.calc`` and ``cnnzoo.notation`` stay pure Python.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from .errors import CheckpointError, CnnzooError, DataError, InputTooSmallError, UnknownModelError
-from .inference import optimize_for_inference
-from .pretrained import LoadResult, load_pretrained
-from .registry import create_model, get_model_info, list_models, register_model
-from .transfer import extract_features
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it; imported on first access
+_LAZY = {
+    "analyze": "analysis",
+    "load_checkpoint": "checkpoint",
+    "model_from_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "optimize_for_inference": "inference",
+    "LoadResult": "pretrained",
+    "load_pretrained": "pretrained",
+    "create_model": "registry",
+    "get_model_info": "registry",
+    "list_models": "registry",
+    "register_model": "registry",
+    "extract_features": "transfer",
+}
+_SUBMODULES = {"calc", "models", "notation", "threads"}
 
 __all__ = [
     "CheckpointError",
@@ -33,3 +49,28 @@ __all__ = [
     "register_model",
     "save_checkpoint",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'cnnzoo' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from . import calc, models, notation, threads  # noqa: F401
+    from .analysis import analyze  # noqa: F401
+    from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: F401
+    from .inference import optimize_for_inference  # noqa: F401
+    from .pretrained import LoadResult, load_pretrained  # noqa: F401
+    from .registry import create_model, get_model_info, list_models, register_model  # noqa: F401
+    from .transfer import extract_features  # noqa: F401

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from .errors import CnnzooError
+from .notation import format_count, format_short, parse_size
 
 __all__ = [
     "ConvResult",
@@ -31,6 +32,7 @@ __all__ = [
     "fc_layer",
     "inception_module",
     "parse_volume",
+    "read_volume",
     "pool_output",
     "receptive_field",
     "separable_conv",
@@ -38,44 +40,31 @@ __all__ = [
 ]
 
 
-def _n(x: int) -> str:
-    """An integer with thousands separators, as the notes print parameter counts."""
-    return f"{x:,}"
-
-
-def _short(x: float) -> str:
-    """The notes' rounding: 854M, 3.2M, 150K."""
-    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{suffix}"
-    return f"{x:g}"
-
-
 class _Result:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def parse_volume(text: str, need_depth: bool = True) -> tuple[int, int, int | None]:
-    """Parse ``227x227x3`` (height x width x depth, the notes' order), ``28x28`` or ``32``.
+def read_volume(
+    text: str, need_depth: bool = True, option: str = "--input"
+) -> tuple[tuple[int, int, int | None], str | None]:
+    """Read ``227x227x3`` (the notes' height x width x depth), ``28x28`` or ``32`` with the one
+    size parser, :func:`cnnzoo.notation.parse_size`: ``((H, W, C), note)``.
 
-    A single number is a square; the depth may be left out only when ``need_depth`` is false.
+    The depth is None when the text leaves it out, which only ``need_depth=False`` allows; the
+    note says when the text was recognisably C x H x W (``3x227x227``) and was read that way.
     """
-    parts = re.split(r"[x*×, ]+", text.strip().lower())
-    try:
-        nums = [int(p) for p in parts if p]
-    except ValueError:
-        raise CnnzooError(f"a volume is HxWxC (e.g. 227x227x3), got {text!r}") from None
-    if len(nums) == 1 and not need_depth:
-        nums = [nums[0], nums[0]]
-    if len(nums) == 2 and not need_depth:
-        nums.append(None)  # type: ignore[arg-type]
-    if len(nums) != 3:
-        want = "HxWxC (e.g. 227x227x3)" if need_depth else "HxW or HxWxC (e.g. 55x55x96)"
-        raise CnnzooError(f"a volume is {want}, got {text!r}")
-    if any(n is not None and n <= 0 for n in nums):
-        raise CnnzooError(f"sizes must be positive, got {text!r}")
-    return nums[0], nums[1], nums[2]
+    size = parse_size(text, option=option)
+    if len(re.findall(r"\d+", str(text))) == 3:
+        return (size.height, size.width, size.chans), size.note
+    if need_depth:
+        raise CnnzooError(f"{option} is HxWxC, depth last (e.g. 227x227x3), got {text!r}")
+    return (size.height, size.width, None), None
+
+
+def parse_volume(text: str, need_depth: bool = True) -> tuple[int, int, int | None]:
+    """``(H, W, C)`` of :func:`read_volume`, without its note."""
+    return read_volume(text, need_depth)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,11 +167,13 @@ class ConvResult(_Result):
             f"params     {self.param_formula}",
         ]
         if self.layer == "conv":
-            lines.append(f"MACs       {self.macs_formula} ({_short(self.macs)}; FLOPs = 2 x MACs)")
+            lines.append(
+                f"MACs       {self.macs_formula} ({format_short(self.macs)}; FLOPs = 2 x MACs)"
+            )
         lines.append(
-            f"memory     {self.volume.replace('x', '*')} = {_n(self.activations)} values "
+            f"memory     {self.volume.replace('x', '*')} = {format_count(self.activations)} values "
             f"{'' if self.output[2] else 'per channel '}"
-            f"({_n(self.activations * 4)} bytes as float32)"
+            f"({format_count(self.activations * 4)} bytes as float32)"
         )
         if self.floored:
             lines.append("note       the size does not divide; rounded down as PyTorch does")
@@ -241,6 +232,7 @@ def conv_output(
     cin = c // groups
     per_filter = kernel * kernel * cin
     params = (per_filter + int(bias)) * filters
+    macs = oh * ow * filters * per_filter
     fan = f"{kernel}*{kernel}*{cin}"
     formula = f"({fan}+1)*{filters}" if bias else f"({fan})*{filters}"
     return ConvResult(
@@ -252,9 +244,9 @@ def conv_output(
         output=(oh, ow, filters),
         arithmetic=text,
         params=params,
-        param_formula=f"{formula} = {_n(params)}",
-        macs=oh * ow * filters * per_filter,
-        macs_formula=f"{oh}*{ow}*{filters} * {fan} = {_n(oh * ow * filters * per_filter)}",
+        param_formula=f"{formula} = {format_count(params)}",
+        macs=macs,
+        macs_formula=f"{oh}*{ow}*{filters} * {fan} = {format_count(macs)}",
         activations=oh * ow * filters,
         floored=floored,
     )
@@ -309,11 +301,12 @@ class FCResult(_Result):
         vol = "x".join(map(str, self.input))
         return "\n".join(
             [
-                f"input      {vol} = {_n(self.in_features)} values (flattened)",
+                f"input      {vol} = {format_count(self.in_features)} values (flattened)",
                 f"output     {self.out_features}",
                 f"params     {self.param_formula}",
-                f"MACs       {_n(self.in_features)}*{self.out_features} = {_n(self.macs)} "
-                f"({_short(self.macs)}; FLOPs = 2 x MACs)",
+                f"MACs       {format_count(self.in_features)}*{self.out_features} = "
+                f"{format_count(self.macs)} "
+                f"({format_short(self.macs)}; FLOPs = 2 x MACs)",
             ]
         )
 
@@ -345,7 +338,7 @@ def fc_layer(
     params = (n_in + int(bias)) * out_features
     formula = f"({fan}+1)*{out_features}" if bias else f"{fan}*{out_features}"
     return FCResult(
-        dims, n_in, out_features, params, f"{formula} = {_n(params)}", n_in * out_features
+        dims, n_in, out_features, params, f"{formula} = {format_count(params)}", n_in * out_features
     )
 
 
@@ -440,9 +433,11 @@ class StackResult(_Result):
         return "\n".join(
             [
                 f"receptive field: {n} stacked {k}x{k} (stride 1) = {big}x{big}",
-                f"weights  {n}*({k}^2*C^2) = {n}*({k * k}*{c}^2) = {_n(self.stack_weights)}"
-                f"   vs   {big}^2*C^2 = {big * big}*{c}^2 = {_n(self.single_weights)}",
-                f"+biases  {_n(self.stack_params)}   vs   {_n(self.single_params)}",
+                f"weights  {n}*({k}^2*C^2) = {n}*({k * k}*{c}^2) = "
+                f"{format_count(self.stack_weights)}"
+                f"   vs   {big}^2*C^2 = {big * big}*{c}^2 = {format_count(self.single_weights)}",
+                f"+biases  {format_count(self.stack_params)}   vs   "
+                f"{format_count(self.single_params)}",
                 f"ratio    {n * k * k}/{big * big} = {self.ratio:.3f} "
                 f"({(1 - self.ratio) * 100:.0f}% fewer), with {n} non-linearities instead of 1",
             ]
@@ -497,18 +492,19 @@ class SeparableResult(_Result):
         b1, b2 = (f" + {co}", f" + {c} + {co}") if self.bias else ("", "")
         lines = [
             f"standard {k}x{k} conv      C*k*k*C'{' + C' if self.bias else ''}"
-            f" = {c}*{k}*{k}*{co}{b1} = {_n(self.standard_params)}",
+            f" = {c}*{k}*{k}*{co}{b1} = {format_count(self.standard_params)}",
             f"depthwise separable    C*(k*k + C'){' + C + C' if self.bias else ''}"
-            f" = {c}*({k}*{k} + {co}){b2} = {_n(self.separable_params)}"
-            f"  (depthwise {_n(self.depthwise_params)} + pointwise {_n(self.pointwise_params)})",
+            f" = {c}*({k}*{k} + {co}){b2} = {format_count(self.separable_params)}"
+            f"  (depthwise {format_count(self.depthwise_params)} "
+            f"+ pointwise {format_count(self.pointwise_params)})",
         ]
         if self.size is not None:
             h, w = self.size
             lines += [
                 f"{f'MACs at {h}x{w}':<23}standard {h}*{w}*{c}*{k}*{k}*{co} = "
-                f"{_n(self.standard_macs)} ({_short(self.standard_macs)})",
+                f"{format_count(self.standard_macs)} ({format_short(self.standard_macs)})",
                 f"                       separable {h}*{w}*{c}*({k}*{k} + {co}) = "
-                f"{_n(self.separable_macs)} ({_short(self.separable_macs)})",
+                f"{format_count(self.separable_macs)} ({format_short(self.separable_macs)})",
             ]
         lines.append(
             f"ratio                  1/C' + 1/k^2 = 1/{co} + 1/{k * k} = {self.ratio:.4f} "
@@ -601,13 +597,13 @@ class InceptionResult(_Result):
             for b in rows:
                 lines.append(f"  {b.name:<22}{b.formula}")
             lines.append(
-                f"  {'total':<22}{_n(macs)} MACs ({_short(macs)} ops), "
-                f"{_n(params)} weights, output {h}x{w}x{depth}"
+                f"  {'total':<22}{format_count(macs)} MACs ({format_short(macs)} ops), "
+                f"{format_count(params)} weights, output {h}x{w}x{depth}"
             )
             lines.append("")
         saved = 1 - self.bottleneck_macs / self.naive_macs
         lines.append(
-            f"operations {_short(self.naive_macs)} -> {_short(self.bottleneck_macs)} "
+            f"operations {format_short(self.naive_macs)} -> {format_short(self.bottleneck_macs)} "
             f"(-{saved * 100:.0f}%); depth {self.naive_depth} -> {self.bottleneck_depth} "
             f"(-{(1 - self.bottleneck_depth / self.naive_depth) * 100:.0f}%)"
         )
@@ -620,7 +616,7 @@ def _branch(name: str, h: int, w: int, k: int, c_in: int, c_out: int, bias: bool
     macs = h * w * c_out * k * k * c_in
     params = k * k * c_in * c_out + (c_out if bias else 0)
     return InceptionBranch(
-        name, k, c_in, c_out, macs, params, f"{h}*{w}*{c_out}*{k}*{k}*{c_in} = {_n(macs)}"
+        name, k, c_in, c_out, macs, params, f"{h}*{w}*{c_out}*{k}*{k}*{c_in} = {format_count(macs)}"
     )
 
 
@@ -680,7 +676,8 @@ def inception_module(
         # The slide prints 854M and 358M (-58%); its six bottleneck rows add up to 271M.
         note = (
             f"the notes state 854M -> 358M ops (-58%); the naive rows do add up to "
-            f"{_short(naive_macs)}, but the bottleneck rows add up to {_short(bottle_macs)}, "
+            f"{format_short(naive_macs)}, but the bottleneck rows add up to "
+            f"{format_short(bottle_macs)}, "
             f"not 358M (-{(1 - bottle_macs / naive_macs) * 100:.0f}%, not -58%)"
         )
     return InceptionResult(

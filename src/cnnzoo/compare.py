@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import CnnzooError
+from .notation import format_megabytes, format_short
 
 __all__ = ["Comparison", "ComparisonRow", "compare", "load_reference", "plot_complexity"]
 
@@ -85,17 +86,6 @@ _COLUMNS = [
 ]
 
 
-def _short(n: float, unit: str = "") -> str:
-    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{suffix}{unit}"
-    return f"{n:g}{unit}"
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"  # decimal megabytes, as the notes and `cnnzoo summary` write them
-
-
 @dataclass(frozen=True)
 class Comparison:
     rows: list[ComparisonRow]
@@ -108,9 +98,9 @@ class Comparison:
         return {
             "name": r.name,
             "input": f"{h}x{w}x{c}",
-            "params": _short(r.inference_params) + ("+" if r.unused_params else ""),
-            "macs": _short(r.macs),
-            "memory": _mb(r.forward_bytes),
+            "params": format_short(r.inference_params) + ("+" if r.unused_params else ""),
+            "macs": format_short(r.macs),
+            "memory": format_megabytes(r.forward_bytes),
             "rf": r.rf_text,
             "top1": top1,
             "ilsvrc": r.ilsvrc_text,
@@ -204,14 +194,19 @@ def _ilsvrc(name: str) -> tuple[dict | None, bool]:
     return None, False
 
 
-def compare_row(name: str, batch_size: int = 1) -> ComparisonRow:
-    """Analyse one registered model at its own input size and join the published figures."""
+def compare_row(
+    name: str, batch_size: int = 1, input_size: tuple[int, int, int] | None = None
+) -> ComparisonRow:
+    """Analyse one registered model at ``input_size`` (C, H, W; default its own) and join the
+    published figures."""
     from .analysis import analyze
     from .registry import create_model, get_model_info
 
     info = get_model_info(name)  # an unknown name raises here, with the closest names
-    model = create_model(name, device="meta")
-    report = analyze(model, input_size=info.input_size, batch_size=batch_size, name=name)
+    size = tuple(input_size or info.input_size)
+    in_chans = size[0] if size[0] != info.input_size[0] else None
+    model = create_model(name, in_chans=in_chans, device="meta")
+    report = analyze(model, input_size=size, batch_size=batch_size, name=name)
     total = report.total
     named = dict(model.named_parameters(remove_duplicate=False))
     unused = {id(named[n]): named[n].numel() for n in total.unused_params if n in named}
@@ -220,7 +215,7 @@ def compare_row(name: str, batch_size: int = 1) -> ComparisonRow:
     entry, exact = _ilsvrc(name)
     return ComparisonRow(
         name=name,
-        input_size=tuple(info.input_size),
+        input_size=size,
         params=total.params,
         unused_params=sum(unused.values()),
         # the analyzer counts the whole batch; the table is per image, as the notes are
@@ -240,9 +235,10 @@ def compare_row(name: str, batch_size: int = 1) -> ComparisonRow:
     )
 
 
-def compare(names: Sequence[str]) -> Comparison:
+def compare(names: Sequence[str], input_size: tuple[int, int, int] | None = None) -> Comparison:
     """Compare registered models: parameters, MACs, forward memory, receptive field, published
-    ImageNet top-1 and ILSVRC placing. Names may be shell wildcards (``"vgg1?"``)."""
+    ImageNet top-1 and ILSVRC placing. Names may be shell wildcards (``"vgg1?"``). Each model is
+    analysed at its own input size, or at ``input_size`` (C, H, W) for all."""
     from .registry import get_model_info, list_models
 
     if not names:
@@ -256,7 +252,7 @@ def compare(names: Sequence[str]) -> Comparison:
             get_model_info(m)  # fail on an unknown name before analysing anything
             if m not in expanded:
                 expanded.append(m)
-    return Comparison([compare_row(n) for n in expanded])
+    return Comparison([compare_row(n, input_size=input_size) for n in expanded])
 
 
 def _overlaps(box: tuple[float, ...], boxes: list[tuple[float, ...]]) -> bool:

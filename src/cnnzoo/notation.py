@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from .errors import CnnzooError
 
-__all__ = ["Size", "format_count", "format_size", "format_short", "parse_size"]
+__all__ = [
+    "Size",
+    "format_count",
+    "format_megabytes",
+    "format_short",
+    "format_size",
+    "parse_size",
+]
 
 _SPLIT = re.compile(r"\s*[x×*,]\s*")
 
@@ -107,3 +114,8 @@ def format_short(x: float, unit: str = "") -> str:
         if abs(x) >= div:
             return f"{x / div:.3g}{suffix}{unit}"
     return f"{x:g}{unit}"
+
+
+def format_megabytes(n: float) -> str:
+    """Bytes as decimal megabytes with one decimal, as the notes write memory: ``"2.3 MB"``."""
+    return f"{n / 1e6:.1f} MB"

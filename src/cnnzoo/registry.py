@@ -1,7 +1,8 @@
 """The model registry: ``register_model``, ``create_model``, ``list_models``.
 
 Builders register themselves with a decorator; ``cnnzoo.models`` imports every family module
-explicitly, so the registry is complete as soon as ``cnnzoo`` is imported.
+explicitly, and the look-ups below import ``cnnzoo.models`` on first use, so the registry is
+complete whenever it is read (and ``import cnnzoo`` need not load the zoo).
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ class ModelInfo:
 _MODELS: dict[str, ModelInfo] = {}
 
 
+def _zoo() -> dict[str, ModelInfo]:
+    """The registry, with the zoo's own families imported (once; a no-op afterwards)."""
+    from . import models  # noqa: F401  (registers every architecture)
+
+    return _MODELS
+
+
 def _default_arg(fn: Callable, name: str):
     param = inspect.signature(fn).parameters.get(name)
     if param is None or param.default is inspect.Parameter.empty:
@@ -71,12 +79,12 @@ def register_model(fn: Callable | None = None, *, input_size: tuple[int, int, in
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered names matching a shell wildcard (``"res*"``, ``"*_bn"``), sorted."""
-    return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern))
+    return sorted(n for n in _zoo() if fnmatch.fnmatchcase(n, pattern))
 
 
 def closest_models(name: str, n: int = 5) -> list[str]:
     """The registered names most like ``name``: prefix matches first, then by similarity."""
-    prefix = [m for m in sorted(_MODELS) if m.startswith(name) or name.startswith(m)]
+    prefix = [m for m in sorted(_zoo()) if m.startswith(name) or name.startswith(m)]
     similar = difflib.get_close_matches(name, list(_MODELS), n=n, cutoff=0.5)
     out: list[str] = []
     for m in prefix + similar:
@@ -88,7 +96,7 @@ def closest_models(name: str, n: int = 5) -> list[str]:
 def get_model_info(name: str) -> ModelInfo:
     """The registry entry for ``name``; an unknown name raises with the closest names."""
     try:
-        return _MODELS[name]
+        return _zoo()[name]
     except KeyError:
         close = closest_models(name)
         hint = f"did you mean {', '.join(close)}?" if close else "see `cnnzoo list`."

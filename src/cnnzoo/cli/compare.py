@@ -18,6 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--format", choices=("table", "markdown", "csv", "json"), default="table", help="output"
     )
+    p.add_argument(
+        "--input",
+        metavar="HxWxC",
+        default=None,
+        help="analyse every model at this size, e.g. 224x224x3 (default: each model's own)",
+    )
     p.add_argument("--plot", metavar="PNG", default=None, help="also draw the complexity chart")
     p.add_argument(
         "--plot-size", metavar="WxH", default="1000x650", help="chart size in pixels (1000x650)"
@@ -28,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from ..compare import compare, plot_complexity
     from ..errors import CnnzooError
+    from ..notation import parse_size
 
     try:
         w, h = (int(v) for v in args.plot_size.lower().split("x"))
@@ -35,7 +42,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise CnnzooError(
             f"--plot-size is WIDTHxHEIGHT in pixels, got {args.plot_size!r}"
         ) from None
-    result = compare(args.models)
+    size = None
+    if args.input:
+        given = parse_size(args.input)
+        if given.note:  # 3x224x224: read as C x H x W, and said so
+            print(f"cnnzoo compare: note: {given.note}", file=sys.stderr)
+        size = given.chw
+    result = compare(args.models, input_size=size)
     text = {
         "table": result.to_table,
         "markdown": result.to_markdown,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 
-import torch
+from ..notation import format_count, format_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,25 +18,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_show)
 
 
-def count_params(model: torch.nn.Module) -> int:
+def count_params(model) -> int:
     """Parameters, a tensor shared by several modules counted once."""
     return sum(p.numel() for p in model.parameters())
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    # From the generated table (cnnzoo.modeltable): no torch, no model built.
     from ..errors import UnknownModelError
-    from ..registry import closest_models, create_model, get_model_info, list_models
+    from ..modeltable import model_rows
 
-    names = list_models(args.pattern)
-    if not names:
-        close = closest_models(args.pattern.strip("*"))
+    found = model_rows(args.pattern)
+    if not found:
+        names = [r["name"] for r in model_rows()]
+        stem = args.pattern.strip("*?")
+        close = [n for n in names if stem and n.startswith(stem)][:5]
+        close = close or difflib.get_close_matches(stem, names, n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(f"no model matches {args.pattern!r}{hint}")
-    rows = []
-    for name in names:
-        info = get_model_info(name)
-        params = count_params(create_model(name, device="meta"))
-        rows.append((name, f"{params:,}", "x".join(map(str, info.input_size)), info.paper))
+    rows = [
+        (r["name"], format_count(r["params"]), format_size(tuple(r["input_size"])), r["paper"])
+        for r in found
+    ]
     widths = [max(len(r[i]) for r in rows + [("model", "params", "input", "")]) for i in range(3)]
     print(f"{'model':<{widths[0]}}  {'params':>{widths[1]}}  {'input':<{widths[2]}}  paper")
     for name, params, size, paper in rows:
@@ -44,6 +48,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    import torch
+
     from ..registry import create_model, get_model_info
 
     info = get_model_info(args.name)
@@ -51,12 +57,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     # One pass on the meta device: the output shape without allocating or computing anything.
     try:
         with torch.no_grad():
-            out = "x".join(
-                map(str, model(torch.empty(1, *info.input_size, device="meta")).shape[1:])
-            )
+            out = format_size(model(torch.empty(1, *info.input_size, device="meta")).shape[1:])
     except (RuntimeError, NotImplementedError):  # an operation without a meta kernel
         out = "?"
-    size = "x".join(map(str, info.input_size))
+    size = format_size(info.input_size)
     print(f"# {info.name}: {info.paper}")
     print(f"# input {size} -> output {out}, ", end="")
     print(f"{count_params(model):,} parameters")

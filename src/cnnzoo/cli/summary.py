@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..errors import CnnzooError
+from ..notation import parse_size
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -20,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--input",
         default=None,
-        metavar="CxHxW",
-        help="input size, e.g. 3x224x224 (default: the size the model was designed for)",
+        metavar="HxWxC",
+        help="input size in the lecture's notation, e.g. 227x227x3 or 224x224 (default: the "
+        "size the model was designed for)",
     )
     p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
     p.add_argument("--depth", type=int, default=None, help="group rows by module depth N")
@@ -30,26 +33,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_summary)
 
 
-def parse_size(text: str) -> tuple[int, int, int]:
-    """``"3x224x224"`` -> ``(3, 224, 224)``; a bare ``"224"`` means RGB 224x224."""
-    parts = text.lower().replace("*", "x").replace(",", "x").split("x")
-    try:
-        nums = tuple(int(p) for p in parts)
-    except ValueError:
-        raise CnnzooError(f"--input must look like 3x224x224, got {text!r}") from None
-    if len(nums) == 1:
-        nums = (3, nums[0], nums[0])
-    if len(nums) != 3 or min(nums) <= 0:
-        raise CnnzooError(f"--input must be three positive sizes CxHxW, got {text!r}")
-    return nums
-
-
 def cmd_summary(args: argparse.Namespace) -> int:
     from ..analysis import analyze
     from ..registry import create_model, get_model_info
 
     info = get_model_info(args.name)
-    size = parse_size(args.input) if args.input else info.input_size
+    size = info.input_size
+    if args.input:
+        given = parse_size(args.input, chans=info.input_size[0])
+        if given.note:  # 3x227x227: read as C x H x W, and said so
+            print(f"cnnzoo summary: note: {given.note}", file=sys.stderr)
+        size = given.chw
     if args.batch < 1:
         raise CnnzooError(f"--batch must be at least 1, got {args.batch}")
     if args.depth is not None and args.depth < 1:

@@ -1,0 +1,115 @@
+"""First contact: what start-up imports (never timed here; see benchmarks/startup.py), the
+command table behind `cnnzoo --help`, a misspelt command, and the model table of `cnnzoo list`."""
+
+import argparse
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnnzoo.cli import COMMANDS, HELP, main
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+PROBE = """
+import json, sys
+from cnnzoo.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+mods = sorted(m for m in sys.modules if m.startswith("cnnzoo.cli."))
+print(json.dumps({"code": code, "torch": "torch" in sys.modules, "cli": mods}))
+"""
+
+
+def probe(*argv: str) -> dict:
+    """Run ``cnnzoo ARGV`` in a fresh interpreter; what it imported, and its exit status."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_help_imports_no_torch_and_no_subcommand_module():
+    seen = probe("--help")
+    assert seen["code"] == 0 and not seen["torch"]
+    assert seen["cli"] == ["cnnzoo.cli._args"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["calc", "conv", "--input", "227x227x3", "--filters", "96", "--kernel", "11"],
+        ["calc", "rf", "3/1", "3/1", "3/1"],
+        ["calc", "--help"],
+        ["list"],
+        ["list", "res*"],
+    ],
+)  # fmt: skip
+def test_arithmetic_commands_never_import_torch(argv):
+    seen = probe(*argv)
+    assert seen["code"] == 0 and not seen["torch"], seen
+
+
+def test_running_a_command_imports_only_its_module():
+    seen = probe("calc", "stack")
+    assert seen["cli"] == ["cnnzoo.cli._args", "cnnzoo.cli.calc"]
+
+
+def test_import_cnnzoo_is_light_and_its_names_still_work():
+    code = (
+        "import sys, cnnzoo; light = 'torch' not in sys.modules; "
+        "m = cnnzoo.create_model('lenet5', device='meta'); "
+        "print(light, type(m).__name__, 'resnet50' in cnnzoo.list_models('res*'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(SRC)},
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    assert out == ["True", "LeNet5", "True"]
+
+
+def test_help_table_says_what_each_module_registers():
+    # HELP lets `cnnzoo --help` skip importing modules: it must hold what they would register.
+    registered = {}
+    for module in COMMANDS:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"cnnzoo.cli.{module}").register(sub)
+        for action in sub._choices_actions:
+            registered[action.dest] = (module, action.help)
+    assert registered == HELP
+
+
+def test_misspelt_command_suggests_the_closest(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["summery", "alexnet"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "did you mean summary?" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["zzzz"])
+    assert exc.value.code == 2 and "unknown command 'zzzz'" in capsys.readouterr().err
+
+
+def test_model_table_is_current_and_matches_every_model_built_on_meta():
+    # The oracle is the registry itself: every model rebuilt on the meta device and counted.
+    from cnnzoo.modeltable import build_rows, load_table, source_fingerprint
+
+    table = load_table()
+    assert table is not None, "run: python -m cnnzoo.modeltable"
+    assert table["fingerprint"] == source_fingerprint(), "stale: python -m cnnzoo.modeltable"
+    assert table["models"] == build_rows()
+    vgg16 = next(r for r in table["models"] if r["name"] == "vgg16")
+    assert vgg16["params"] == 138_357_544 and vgg16["input_size"] == [3, 224, 224]
