@@ -41,3 +41,27 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401  (argparse's signature)
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _size_text(option: str, max_side: int, what: str) -> Callable[[str], str]:
+    """A size option read by ``cnnzoo.notation.parse_size`` (sides from 1 to ``max_side``),
+    handed on as the text it was given (the command reads it as before)."""
+
+    def parse(text: str) -> str:
+        from ..errors import CnnzooError
+        from ..notation import parse_size
+
+        try:
+            parse_size(text, option=option, max_side=max_side)
+        except CnnzooError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{option}: ")) from None
+        return text
+
+    parse.__name__ = what
+    return parse
+
+
+# Input sides of a network: beyond 4096 pixels an image no longer fits any CNN's memory budget.
+img_size: Callable[[str], str] = _size_text("--img-size", 4096, "a size H or HxW")
+# A chart in pixels; 8000 on a side is already a 256-megabyte picture.
+plot_size: Callable[[str], str] = _size_text("--plot-size", 8000, "a size WxH in pixels")

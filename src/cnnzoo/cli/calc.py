@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._args import nonneg_int, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -27,12 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cnnzoo calc conv --input 227x227x3 --filters 96 --kernel 11 --stride 4 --pad 0",
     )
     q.add_argument("--input", required=True, help="HxWxC, e.g. 227x227x3")
-    q.add_argument("--filters", type=int, required=True, help="K, the number of filters")
-    q.add_argument("--kernel", type=int, required=True, help="F, the filter size")
-    q.add_argument("--stride", type=int, default=1, help="S (default 1)")
-    q.add_argument("--pad", type=int, default=0, help="P, zero padding on each side (default 0)")
-    q.add_argument("--groups", type=int, default=1, help="grouped convolution (AlexNet's 2 GPUs)")
-    q.add_argument("--dilation", type=int, default=1)
+    q.add_argument("--filters", type=positive_int, required=True, help="K, the number of filters")
+    q.add_argument("--kernel", type=positive_int, required=True, help="F, the filter size")
+    q.add_argument("--stride", type=positive_int, default=1, help="S (default 1)")
+    q.add_argument(
+        "--pad", type=nonneg_int, default=0, help="P, zero padding on each side (default 0)"
+    )
+    q.add_argument(
+        "--groups", type=positive_int, default=1, help="grouped convolution (AlexNet's 2 GPUs)"
+    )
+    q.add_argument("--dilation", type=positive_int, default=1)
     q.add_argument("--no-bias", action="store_true", help="count weights only, as the VGG slide")
     q.add_argument("--floor", action="store_true", help="accept PyTorch's rounding down")
     q.set_defaults(func=cmd_conv)
@@ -43,9 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cnnzoo calc pool --input 55x55x96 --kernel 3 --stride 2",
     )
     q.add_argument("--input", required=True, help="HxWxC or HxW, e.g. 55x55x96")
-    q.add_argument("--kernel", type=int, required=True, help="F, the window size")
-    q.add_argument("--stride", type=int, default=None, help="S (default: the window size)")
-    q.add_argument("--pad", type=int, default=0, help="P (default 0)")
+    q.add_argument("--kernel", type=positive_int, required=True, help="F, the window size")
+    q.add_argument("--stride", type=positive_int, default=None, help="S (default: the window size)")
+    q.add_argument("--pad", type=nonneg_int, default=0, help="P (default 0)")
     q.add_argument("--floor", action="store_true", help="accept PyTorch's rounding down")
     q.set_defaults(func=cmd_pool)
 
@@ -55,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cnnzoo calc fc --input 6x6x256 --out 4096",
     )
     q.add_argument("--input", required=True, help="HxWxC or a count, e.g. 6x6x256 or 4096")
-    q.add_argument("--out", type=int, required=True, help="number of neurons")
+    q.add_argument("--out", type=positive_int, required=True, help="number of neurons")
     q.add_argument("--no-bias", action="store_true", help="count weights only")
     q.set_defaults(func=cmd_fc)
 
@@ -74,9 +80,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "n stacked kxk layers against one layer with the same receptive field",
         "cnnzoo calc stack --channels 256  (three 3x3 vs one 7x7)",
     )
-    q.add_argument("--channels", type=int, default=256, help="C, depth in and out (default 256)")
-    q.add_argument("--n", type=int, default=3, help="number of stacked layers (default 3)")
-    q.add_argument("--kernel", type=int, default=3, help="their size (default 3)")
+    q.add_argument(
+        "--channels", type=positive_int, default=256, help="C, depth in and out (default 256)"
+    )
+    q.add_argument("--n", type=positive_int, default=3, help="number of stacked layers (default 3)")
+    q.add_argument("--kernel", type=positive_int, default=3, help="their size (default 3)")
     q.set_defaults(func=cmd_stack)
 
     q = add(
@@ -84,9 +92,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "standard against depthwise-separable convolution (MobileNet)",
         "cnnzoo calc separable --in 512 --out 512 --kernel 3 --size 14x14",
     )
-    q.add_argument("--in", dest="c_in", type=int, required=True, help="C, input depth")
-    q.add_argument("--out", dest="c_out", type=int, required=True, help="C', output depth")
-    q.add_argument("--kernel", type=int, default=3, help="k (default 3)")
+    q.add_argument("--in", dest="c_in", type=positive_int, required=True, help="C, input depth")
+    q.add_argument("--out", dest="c_out", type=positive_int, required=True, help="C', output depth")
+    q.add_argument("--kernel", type=positive_int, default=3, help="k (default 3)")
     q.add_argument("--size", default=None, help="output HxW at which to count MACs, e.g. 14x14")
     q.add_argument("--bias", action="store_true", help="count biases too (the notes do not)")
     q.set_defaults(func=cmd_separable)
@@ -105,7 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("--reduce5x5", 64, "1x1 bottleneck before the 5x5"),
         ("--pool-proj", 64, "1x1 after the pool"),
     ):
-        q.add_argument(opt, type=int, default=default, help=f"{what} (default {default})")
+        q.add_argument(opt, type=positive_int, default=default, help=f"{what} (default {default})")
     q.add_argument("--bias", action="store_true", help="count biases in the weights")
     q.set_defaults(func=cmd_inception)
 

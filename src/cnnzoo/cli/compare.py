@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._args import plot_size
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -20,7 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--plot", metavar="PNG", default=None, help="also draw the complexity chart")
     p.add_argument(
-        "--plot-size", metavar="WxH", default="1000x650", help="chart size in pixels (1000x650)"
+        "--plot-size",
+        type=plot_size,
+        metavar="WxH",
+        default="1000x650",
+        help="chart size in pixels (1000x650)",
     )
     p.set_defaults(func=cmd_compare)
 

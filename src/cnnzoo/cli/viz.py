@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._args import nonneg_int, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("viz", help="pictures: first-layer filters, activation maps (PNG)")
@@ -43,9 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["train", "val", "test"],
         help="split of --data (default: test)",
     )
-    a.add_argument("--index", type=int, default=0, help="image of --data (default: 0)")
+    a.add_argument("--index", type=nonneg_int, default=0, help="image of --data (default: 0)")
     a.add_argument("--layer", help="a module name (default: the first convolution)")
-    a.add_argument("--max-maps", type=int, default=64, help="maps drawn at most (default: 64)")
+    a.add_argument(
+        "--max-maps", type=positive_int, default=64, help="maps drawn at most (default: 64)"
+    )
     a.add_argument("--out", default="activations.png", help="PNG file (default: activations.png)")
     a.set_defaults(func=cmd_activations)
 
