@@ -71,9 +71,26 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
             os.close(dir_fd)
     except OSError as err:
         raise _write_error(err, path, obj) from err
+    except RuntimeError as err:
+        # torch.save's zip writer turns a failed write (a full disk) into a RuntimeError of its
+        # own while closing the archive; the OSError it met is in the exception's context.
+        cause = _os_error_in_chain(err)
+        if cause is None:
+            raise
+        raise _write_error(cause, path, obj) from err
     finally:
         if tmp is not None:  # any failure, KeyboardInterrupt included: no temporary file stays
             Path(tmp).unlink(missing_ok=True)
+
+
+def _os_error_in_chain(err: BaseException) -> OSError | None:
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def _create_temporary(path: Path) -> tuple[str, int]:
@@ -125,20 +142,23 @@ def _payload_bytes(obj: Any) -> int:
     return sum(seen.values()) + 4096
 
 
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e6:.3f} MB"
+
+
 def _write_error(err: OSError, path: Path, obj: Any) -> CnnzooError:
     """One line for an ``OSError`` met writing ``path``, naming the file and what to do."""
     where = path.parent
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        needed = _payload_bytes(obj) / 1e6
         try:
             st = os.statvfs(where)
-            free = f", {st.f_bavail * st.f_frsize / 1e6:.1f} MB free"
+            free = f", {_megabytes(st.f_bavail * st.f_frsize)} free"
         except OSError:
             free = ""
+        kept = f"; the previous {path.name} is unchanged" if path.exists() else ""
         return CnnzooError(
-            f"no space left on the device holding {where} ({needed:.1f} MB needed{free}) while "
-            f"writing {path.name}; the previous {path.name}, if any, is unchanged: free some space "
-            f"or write elsewhere"
+            f"no space left on the device holding {where} ({_megabytes(_payload_bytes(obj))} "
+            f"needed{free}) while writing {path.name}{kept}: free some space or write elsewhere"
         )
     if err.errno == errno.EROFS:
         return CnnzooError(f"cannot write {path}: {where} is on a read-only file system")
@@ -228,7 +248,7 @@ def _not_bare_weights(path: Path) -> str | None:
         kept = [k for k in TRAINING_KEYS if k in obj]
         if kept:
             epoch = f", epoch {obj['epoch']}" if isinstance(obj.get("epoch"), int) else ""
-            return f"a training checkpoint (with {', '.join(kept)}{epoch})"
+            return f"a training checkpoint{epoch} (with its {', '.join(kept[:3])})"
         return None
     if isinstance(obj, dict) and obj and all(torch.is_tensor(v) for v in obj.values()):
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import plot_size
+from ._args import output_file, plot_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--format", choices=("table", "markdown", "csv", "json"), default="table", help="output"
     )
-    p.add_argument("--plot", metavar="PNG", default=None, help="also draw the complexity chart")
+    p.add_argument(
+        "--plot",
+        type=output_file,
+        metavar="PNG",
+        default=None,
+        help="also draw the complexity chart",
+    )
     p.add_argument(
         "--plot-size",
         type=plot_size,

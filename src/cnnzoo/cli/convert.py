@@ -6,7 +6,7 @@ import argparse
 import ast
 from typing import Any
 
-from ._args import nonneg_int
+from ._args import nonneg_int, output_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("src", metavar="IN", help="the peer's weight file")
-    p.add_argument("dst", metavar="OUT", help="the cnnzoo checkpoint to write")
+    p.add_argument("dst", type=output_file, metavar="OUT", help="the cnnzoo checkpoint to write")
     p.add_argument("--model", required=True, help="registered cnnzoo name, e.g. resnet50")
     p.add_argument(
         "--num-classes",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import img_size, positive_int
+from ._args import img_size, output_file, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--img-size", type=img_size, help="input H or HxW (default: the checkpoint's or model's)"
     )
     p.add_argument("--opset", type=positive_int, help="ONNX opset (default: the exporter's)")
-    p.add_argument("--out", help="output file (default: MODEL.onnx / .pt / .pt2)")
+    p.add_argument("--out", type=output_file, help="output file (default: MODEL.onnx / .pt / .pt2)")
     p.set_defaults(func=cmd_export)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._args import img_size, positive_int
+from ._args import img_size, output_file, positive_int
 
 SPLITS = ("all", "train", "val", "test")
 WEIGHT_SUFFIXES = {".pt", ".pth", ".pt2", ".ckpt", ".safetensors", ".bin", ".tar"}
@@ -159,7 +159,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--img-size", type=img_size, help="input H or HxW (default: the checkpoint's or model's)"
     )
     p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--out", default="features.npz", help="output file (default: features.npz)")
+    p.add_argument(
+        "--out",
+        type=output_file,
+        default="features.npz",
+        help="output file (default: features.npz)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_features)
 

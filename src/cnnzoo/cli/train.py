@@ -16,7 +16,7 @@ import warnings
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from ._args import fraction, img_size, positive_int
+from ._args import fraction, img_size, output_dir, positive_int
 
 AUGMENT_AUTO = {"cifar10": "basic", "cifar100": "basic"}  # image folders: basic; others: none
 
@@ -88,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "it trains with DistributedDataParallel.",
     )
     p.add_argument("model", nargs="?", help="registered model name (not needed with --resume)")
-    p.add_argument("--out", help="run directory (default: runs/MODEL-DATA)")
+    p.add_argument("--out", type=output_dir, help="run directory (default: runs/MODEL-DATA)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
     p.add_argument(
         "--recipe",
