@@ -24,7 +24,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import FORMAT, load_state_dict_checked, save_checkpoint
+from .checkpoint import (
+    FORMAT,
+    check_input_file,
+    check_weights_target,
+    code_references,
+    load_state_dict_checked,
+    save_checkpoint,
+    unsafe_file_error,
+)
 from .errors import CheckpointError, CnnzooError
 from .registry import create_model
 
@@ -82,35 +90,27 @@ def read_weight_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
     Raises ``CheckpointError`` with one line for a missing, truncated, corrupt or unsafe file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"weight file {path} does not exist (or is not a file)")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path} is empty (0 bytes): an interrupted download or copy?")
+    check_input_file(path, "weight file")
     if _is_safetensors(path) or path.suffix == ".safetensors":
-        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             obj: Any = load_file(str(path), device="cpu")
-        except (SafetensorError, OSError) as err:
+        except Exception as err:  # a lying header: SafetensorError, OSError, MemoryError ...
             raise _unreadable(path, f"safetensors says {_first_line(err)}") from None
         file_format = "safetensors"
     else:
         try:
             # argparse.Namespace is how timm's training checkpoints store their arguments; it is
             # plain data, so it may be rebuilt without running anything from the file.
-            with torch.serialization.safe_globals([argparse.Namespace]):
+            with torch.serialization.safe_globals([argparse.Namespace]), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notes on pickle protocols
                 obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as err:
-            if "Weights only load failed" in str(err):
-                culprit = next(
-                    (ln.strip() for ln in str(err).splitlines() if "GLOBAL" in ln), "objects"
-                )
-                raise CheckpointError(
-                    f"{path} holds Python objects besides tensors and loading it would run code "
-                    f"from the file, which cnnzoo refuses ({culprit}); re-save only the "
-                    f"state_dict, or use safetensors"
-                ) from None
+        except pickle.UnpicklingError as err:  # what weights_only raises for a forbidden global
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                names = code_references(path)
+            if names:
+                raise unsafe_file_error(path, names, "weight file") from None
             raise _unreadable(path, f"not a torch.save file ({_first_line(err)})") from None
         except Exception as err:  # a corrupt file can raise almost anything (KeyError, ...)
             raise _unreadable(
@@ -317,13 +317,18 @@ def convert_weights(
     dst: str | os.PathLike,
     model_name: str,
     num_classes: int | None = None,
+    *,
+    force: bool = False,
     **model_args: Any,
 ) -> LoadResult:
     """Turn a torchvision/timm weight file into a cnnzoo checkpoint that rebuilds itself.
 
     The class count is taken from the file's classifier unless ``num_classes`` is given (then a
-    classifier of another size is dropped, as in ``load_pretrained``).
+    classifier of another size is dropped, as in ``load_pretrained``). ``dst`` never replaces a
+    training checkpoint or other file that is not a bare weight file, nor goes into a training
+    run's directory, unless ``force`` (see ``checkpoint.check_weights_target``).
     """
+    check_weights_target(dst, force=force)
     if num_classes is None:
         probe = _build(model_name, device="meta", **model_args)
         state_dict, _, ckpt = read_weight_file(src)

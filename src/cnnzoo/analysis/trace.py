@@ -10,6 +10,9 @@ directly by a container (a residual ``+``, an Inception ``torch.cat``) make rows
 
 from __future__ import annotations
 
+import linecache
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from torch.nn.modules import module as module_hooks
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from ..errors import CnnzooError
 from . import rf as rfmod
 from .rules import IDENTITY_OPS, META_OPS, VIEW_OPS, base_op, count_macs, op_name
 
@@ -88,6 +92,58 @@ def temporarily_training(model: nn.Module, mode: bool) -> Iterator[None]:
     finally:
         for m, flag in flags:
             m.training = flag
+
+
+class NeedsValuesError(CnnzooError):
+    """The model's forward reads tensor values (``if x.sum() > 0``, ``.item()``), which a pass on
+    shapes only cannot provide."""
+
+
+# Tensor methods and torch functions whose result depends on the values in a tensor, not only on
+# its shape: Python conversions (a branch, an index, a number) and ops whose output size depends
+# on the data. On the meta device there are no values, so each of them fails there.
+_VALUE_METHODS = ("__bool__", "__int__", "__float__", "__index__", "__complex__", "item",
+                  "tolist", "numpy", "equal", "nonzero", "unique", "masked_select",
+                  "repeat_interleave")  # fmt: skip
+_NEEDS_VALUES = {getattr(torch.Tensor, n) for n in _VALUE_METHODS if hasattr(torch.Tensor, n)} | {
+    getattr(torch, n) for n in _VALUE_METHODS if hasattr(torch, n)
+}
+_WHAT = {"__bool__": "a Python if/while on a tensor", "__index__": "a tensor used as an index",
+         "__int__": "int(tensor)", "__float__": "float(tensor)", "item": ".item()",
+         "tolist": ".tolist()", "numpy": ".numpy()"}  # fmt: skip
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
+_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
+
+
+def _is_library(filename: str) -> bool:
+    """Whether a frame of ``filename`` belongs to torch, this package or the standard library."""
+    if filename.startswith((_TORCH_DIR, _HERE)):
+        return True
+    installed = "site-packages" in filename or "dist-packages" in filename
+    return filename.startswith(_STDLIB) and not installed
+
+
+def _needs_values(func, args, kwargs) -> bool:
+    if func in _NEEDS_VALUES:
+        return True
+    if getattr(func, "__name__", "") == "__getitem__":  # x[mask]: the size depends on the mask
+        return any(t.dtype == torch.bool for t in _tensors((args[1:], kwargs)))
+    return False
+
+
+def _model_line() -> str:
+    """``file:line (`source`)`` of the innermost caller outside torch, this package and the
+    standard library: the line of the model's forward that asked for a value."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not _is_library(filename):
+            source = linecache.getline(filename, frame.f_lineno).strip()
+            code = f" (`{source[:80]}`)" if source else ""
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}{code}"
+        frame = frame.f_back
+    return "an unknown line"
 
 
 # Normalisations whose output has their input's shape (evaluated on shapes only in the pass).
@@ -178,6 +234,15 @@ class _Recorder(TorchFunctionMode):
             try:
                 out = func(*args, **kwargs)
             except Exception as err:
+                if _needs_values(func, args, kwargs):
+                    name = getattr(func, "__name__", str(func))
+                    what = _WHAT.get(name, f"{name}(), whose output size depends on the data")
+                    raise NeedsValuesError(
+                        f"the model's forward needs real tensor values at {_model_line()}: "
+                        f"{what}; the analysis runs on the meta device, on shapes only, where "
+                        f"there are none. Make that step depend on shapes only (or on a "
+                        f"constructor argument)"
+                    ) from None
                 err.cnnzoo_op_error = True  # the model's op failed, not the analyzer
                 raise
         if not self.stack:  # outside the model (functional_call's own bookkeeping)

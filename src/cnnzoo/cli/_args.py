@@ -41,3 +41,71 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401  (argparse's signature)
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _size_text(option: str, max_side: int, what: str) -> Callable[[str], str]:
+    """A size option read by ``cnnzoo.notation.parse_size`` (sides from 1 to ``max_side``),
+    handed on as the text it was given (the command reads it as before)."""
+
+    def parse(text: str) -> str:
+        from ..errors import CnnzooError
+        from ..notation import parse_size
+
+        try:
+            parse_size(text, option=option, max_side=max_side)
+        except CnnzooError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{option}: ")) from None
+        return text
+
+    parse.__name__ = what
+    return parse
+
+
+# Input sides of a network: beyond 4096 pixels an image no longer fits any CNN's memory budget.
+img_size: Callable[[str], str] = _size_text("--img-size", 4096, "a size H or HxW")
+# A chart in pixels; 8000 on a side is already a 256-megabyte picture.
+plot_size: Callable[[str], str] = _size_text("--plot-size", 8000, "a size WxH in pixels")
+
+
+def _writable(kind: str) -> Callable[[str], str]:
+    """An output path (``kind`` "file" or "dir") checked where it is parsed: its nearest existing
+    folder must be a folder in which a file can really be created (the check creates an unnamed
+    temporary file and nothing else, so it holds for root on a read-only disk too). Handed on as
+    the text it was given."""
+
+    def parse(text: str) -> str:
+        import errno
+        import os
+        import tempfile
+        from pathlib import Path
+
+        path = Path(text)
+        if kind == "file" and path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a directory; give a file name")
+        if kind == "dir" and path.exists() and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a file, not a directory")
+        folder = path if kind == "dir" else path.parent
+        existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor))
+        if not existing.is_dir():
+            raise argparse.ArgumentTypeError(
+                f"cannot write {text}: {existing} is a file, not a directory"
+            )
+        try:
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+        except OSError as err:
+            why = {errno.EROFS: "a read-only file system", errno.EACCES: "permission denied"}
+            reason = why.get(err.errno, err.strerror or type(err).__name__)
+            raise argparse.ArgumentTypeError(
+                f"cannot write {text}: {existing} is not writable ({reason})"
+            ) from None
+        if path.is_file() and not os.access(path, os.W_OK):
+            raise argparse.ArgumentTypeError(f"cannot write {text}: the file is read-only")
+        return text
+
+    parse.__name__ = f"a writable {kind} path"
+    return parse
+
+
+output_file: Callable[[str], str] = _writable("file")
+output_dir: Callable[[str], str] = _writable("dir")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._args import output_file, plot_size
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,9 +26,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="analyse every model at this size, e.g. 224x224x3 (default: each model's own)",
     )
-    p.add_argument("--plot", metavar="PNG", default=None, help="also draw the complexity chart")
     p.add_argument(
-        "--plot-size", metavar="WxH", default="1000x650", help="chart size in pixels (1000x650)"
+        "--plot",
+        type=output_file,
+        metavar="PNG",
+        default=None,
+        help="also draw the complexity chart",
+    )
+    p.add_argument(
+        "--plot-size",
+        type=plot_size,
+        metavar="WxH",
+        default="1000x650",
+        help="chart size in pixels (1000x650)",
     )
     p.set_defaults(func=cmd_compare)
 

@@ -6,6 +6,8 @@ import argparse
 import ast
 from typing import Any
 
+from ._args import nonneg_int, output_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,11 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("src", metavar="IN", help="the peer's weight file")
-    p.add_argument("dst", metavar="OUT", help="the cnnzoo checkpoint to write")
+    p.add_argument("dst", type=output_file, metavar="OUT", help="the cnnzoo checkpoint to write")
     p.add_argument("--model", required=True, help="registered cnnzoo name, e.g. resnet50")
     p.add_argument(
         "--num-classes",
-        type=int,
+        type=nonneg_int,
         default=None,
         help="class count of the new model (default: the file's classifier; another count "
         "drops the file's classifier, to fine-tune)",
@@ -34,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="another argument of the model's builder, repeatable (e.g. --arg act=relu6 for "
         "timm's MobileNet, --arg width_mult=0.5)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write OUT even over a training checkpoint or another file that is not a bare "
+        "weight file, or inside a training run's directory (refused by default)",
     )
     p.set_defaults(func=cmd_convert)
 
@@ -62,13 +70,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from ..errors import CnnzooError
     from ..pretrained import convert_weights
 
-    if args.num_classes is not None and args.num_classes < 0:
-        raise CnnzooError(f"--num-classes must be 0 or more, got {args.num_classes}")
     model_args = parse_model_args(args.arg)
     if "num_classes" in model_args:
         raise CnnzooError("give the class count with --num-classes, not --arg num_classes=N")
     result = convert_weights(
-        args.src, args.dst, args.model, num_classes=args.num_classes, **model_args
+        args.src, args.dst, args.model, num_classes=args.num_classes, force=args.force, **model_args
     )
     print(result.message)
     print(f"wrote {args.dst} (model {args.model!r})")

@@ -9,15 +9,19 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from ._args import output_dir, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train LeNet-5 on Fashion-MNIST (or digits), evaluate, predict")
     p.add_argument("--data", help="fashion-mnist or digits (default: fashion-mnist if installed)")
     p.add_argument("--data-dir", help="directory with the Fashion-MNIST IDX files")
-    p.add_argument("--epochs", type=int, default=None, help="default 2 (digits: 15)")
-    p.add_argument("--limit", type=int, help="use at most this many images of each split")
-    p.add_argument("--out", help="run directory (default: a new temporary directory)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="default 2 (digits: 15)")
+    p.add_argument("--limit", type=positive_int, help="use at most this many images of each split")
+    p.add_argument(
+        "--out", type=output_dir, help="run directory (default: a new temporary directory)"
+    )
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=cmd_demo)
 

@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from ._args import output_dir, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from .train import add_data_options
@@ -23,9 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.add_argument("--model", help="refuse checkpoints that are not of this model")
-    p.add_argument("--out", help="where to write confusion.png (default: beside the first CKPT)")
+    p.add_argument(
+        "--out",
+        type=output_dir,
+        help="where to write confusion.png (default: beside the first CKPT)",
+    )
     p.add_argument("--no-plot", action="store_true", help="do not write confusion.png")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--tta",

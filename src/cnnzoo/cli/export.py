@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import img_size, output_file, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -31,9 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="fold batch norms into the preceding convolutions first",
     )
-    p.add_argument("--img-size", help="input H or HxW (default: the checkpoint's or model's)")
-    p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
-    p.add_argument("--out", help="output file (default: MODEL.onnx / .pt / .pt2)")
+    p.add_argument(
+        "--img-size", type=img_size, help="input H or HxW (default: the checkpoint's or model's)"
+    )
+    p.add_argument("--opset", type=positive_int, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--out", type=output_file, help="output file (default: MODEL.onnx / .pt / .pt2)")
     p.set_defaults(func=cmd_export)
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ._args import img_size, output_file, positive_int
+
 SPLITS = ("all", "train", "val", "test")
 WEIGHT_SUFFIXES = {".pt", ".pth", ".pt2", ".ckpt", ".safetensors", ".bin", ".tar"}
 
@@ -145,7 +147,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data-dir", help="directory with the dataset files (IDX, CIFAR batches)")
     p.add_argument("--split", choices=SPLITS, default="all", help="which images (default: all)")
-    p.add_argument("--limit", type=int, help="at most this many images of each split")
+    p.add_argument("--limit", type=positive_int, help="at most this many images of each split")
     p.add_argument("--layer", help="a module name (see `cnnzoo show`); default: pre-logits")
     p.add_argument(
         "--pool",
@@ -153,9 +155,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="flatten",
         help="how a --layer feature map becomes a vector (default: flatten)",
     )
-    p.add_argument("--img-size", help="input H or HxW (default: the checkpoint's or model's)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--out", default="features.npz", help="output file (default: features.npz)")
+    p.add_argument(
+        "--img-size", type=img_size, help="input H or HxW (default: the checkpoint's or model's)"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument(
+        "--out",
+        type=output_file,
+        default="features.npz",
+        help="output file (default: features.npz)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_features)
 

@@ -7,6 +7,8 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
+from ._args import img_size, nonneg_float, output_dir, positive_int
+
 IMAGENET_MEAN = [0.485, 0.456, 0.406]  # what torchvision's and timm's ImageNet weights expect
 IMAGENET_STD = [0.229, 0.224, 0.225]
 
@@ -37,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--backbone-lr-scale",
-        type=float,
+        type=nonneg_float,
         default=0.1,
         help="learning rate of unfrozen backbone layers / the head's (default 0.1)",
     )
@@ -48,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--per-class",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="keep N random training images per class (few-label experiments)",
     )
@@ -58,8 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="none",
         help="training augmentation (not with a linear probe; default: none)",
     )
-    p.add_argument("--img-size", help="input H or HxW (default: the checkpoint's or model's)")
-    p.add_argument("--out", help="run directory (default: runs/finetune-MODEL-DATA)")
+    p.add_argument(
+        "--img-size", type=img_size, help="input H or HxW (default: the checkpoint's or model's)"
+    )
+    p.add_argument(
+        "--out", type=output_dir, help="run directory (default: runs/finetune-MODEL-DATA)"
+    )
     add_data_options(p, required=True)
     add_config_options(p)
     p.set_defaults(func=cmd_finetune)

@@ -7,6 +7,8 @@ import difflib
 
 from ..notation import format_count, format_size
 
+from ._args import nonneg_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list registered models: name, parameters, input size, paper")
@@ -14,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("show", help="print a model's module tree")
     p.add_argument("name")
-    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--num-classes", type=nonneg_int, default=None)
     p.set_defaults(func=cmd_show)
 
 

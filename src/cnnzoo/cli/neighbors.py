@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from ._args import nonneg_int, output_file, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -26,12 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="IMAGE_OR_INDEX",
         help="row index in FEATS or an image file (repeatable)",
     )
-    p.add_argument("-k", type=int, default=8, help="neighbours per query (default: 8)")
+    p.add_argument("-k", type=positive_int, default=8, help="neighbours per query (default: 8)")
     p.add_argument("--metric", choices=["l2", "cosine"], default="l2")
-    p.add_argument("--grid", metavar="PNG", help="draw each query and its neighbours")
+    p.add_argument(
+        "--grid", type=output_file, metavar="PNG", help="draw each query and its neighbours"
+    )
     p.add_argument(
         "--eval-queries",
-        type=int,
+        type=nonneg_int,
         default=1000,
         metavar="N",
         help="precision@k over N random rows, each left out of its own search "

@@ -7,12 +7,14 @@ import argparse
 import json
 import sys
 
+from ._args import positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="top-k classes with probabilities for image files")
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint file or run directory")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or directories")
-    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--topk", type=positive_int, default=5)
     p.add_argument("--format", default="table", choices=["table", "json"])
     p.add_argument("--model", help="refuse a checkpoint that is not of this model")
     p.add_argument("--strict", action="store_true", help="an unreadable image is an error")

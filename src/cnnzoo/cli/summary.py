@@ -7,6 +7,7 @@ import sys
 
 from ..errors import CnnzooError
 from ..notation import parse_size
+from ._args import nonneg_int, positive_int
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -26,10 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="input size in the lecture's notation, e.g. 227x227x3 or 224x224 (default: the "
         "size the model was designed for)",
     )
-    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    p.add_argument("--depth", type=int, default=None, help="group rows by module depth N")
+    p.add_argument("--batch", type=positive_int, default=1, help="batch size (default 1)")
+    p.add_argument("--depth", type=positive_int, default=None, help="group rows by module depth N")
     p.add_argument("--format", choices=FORMATS, default="table", help="output format")
-    p.add_argument("--num-classes", type=int, default=None, help="classifier outputs")
+    p.add_argument("--num-classes", type=nonneg_int, default=None, help="classifier outputs")
     p.set_defaults(func=cmd_summary)
 
 

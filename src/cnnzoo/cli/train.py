@@ -16,6 +16,8 @@ import warnings
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from ._args import fraction, img_size, output_dir, positive_int
+
 AUGMENT_AUTO = {"cifar10": "basic", "cifar100": "basic"}  # image folders: basic; others: none
 
 
@@ -69,7 +71,7 @@ def add_data_options(p: argparse.ArgumentParser, required: bool = False) -> None
         help="fashion-mnist, mnist, cifar10, cifar100, digits, or an image folder",
     )
     g.add_argument("--data-dir", help="directory with the dataset files (IDX, CIFAR batches)")
-    g.add_argument("--limit", type=int, help="use at most this many images of each split")
+    g.add_argument("--limit", type=positive_int, help="use at most this many images of each split")
     g.add_argument("--strict", action="store_true", help="an unreadable image is an error")
     g.add_argument("--download", action="store_true", help="let torchvision download the data")
 
@@ -86,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "it trains with DistributedDataParallel.",
     )
     p.add_argument("model", nargs="?", help="registered model name (not needed with --resume)")
-    p.add_argument("--out", help="run directory (default: runs/MODEL-DATA)")
+    p.add_argument("--out", type=output_dir, help="run directory (default: runs/MODEL-DATA)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR exactly")
     p.add_argument(
         "--recipe",
@@ -105,12 +107,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--val-fraction",
-        type=float,
+        type=fraction,
         default=None,
         help="fraction of the training split used to validate (default 0.1)",
     )
-    g.add_argument("--img-size", help="input H or HxW (default: the model's)")
-    g.add_argument("--in-chans", type=int, help="input channels (default: the model's)")
+    g.add_argument("--img-size", type=img_size, help="input H or HxW (default: the model's)")
+    g.add_argument("--in-chans", type=positive_int, help="input channels (default: the model's)")
     g.add_argument(
         "--model-arg",
         action="append",
@@ -118,7 +120,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="extra create_model argument, e.g. drop_rate=0.2 (repeatable)",
     )
-    g.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    g.add_argument(
+        "--threads", type=positive_int, help="torch CPU threads (default: torch's choice)"
+    )
     add_config_options(p)
     p.set_defaults(func=cmd_train)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._args import nonneg_int, output_file, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("viz", help="pictures: first-layer filters, activation maps (PNG)")
@@ -24,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="filter",
         help="filter: each filter stretched to full contrast; global: one range",
     )
-    f.add_argument("--out", default="filters.png", help="PNG file (default: filters.png)")
+    f.add_argument(
+        "--out", type=output_file, default="filters.png", help="PNG file (default: filters.png)"
+    )
     f.set_defaults(func=cmd_filters)
 
     a = vsub.add_parser("activations", help="a layer's activation maps for one image")
@@ -43,10 +47,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["train", "val", "test"],
         help="split of --data (default: test)",
     )
-    a.add_argument("--index", type=int, default=0, help="image of --data (default: 0)")
+    a.add_argument("--index", type=nonneg_int, default=0, help="image of --data (default: 0)")
     a.add_argument("--layer", help="a module name (default: the first convolution)")
-    a.add_argument("--max-maps", type=int, default=64, help="maps drawn at most (default: 64)")
-    a.add_argument("--out", default="activations.png", help="PNG file (default: activations.png)")
+    a.add_argument(
+        "--max-maps", type=positive_int, default=64, help="maps drawn at most (default: 64)"
+    )
+    a.add_argument(
+        "--out",
+        type=output_file,
+        default="activations.png",
+        help="PNG file (default: activations.png)",
+    )
     a.set_defaults(func=cmd_activations)
 
 

@@ -11,6 +11,8 @@ file's header is checked at load time; a file that still fails to decode stops t
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -26,19 +28,53 @@ class DataWarning(UserWarning):
 
 
 def open_image(path: str | Path, channels: int) -> torch.Tensor:
-    """Decode an image file to a uint8 C x H x W tensor with ``channels`` channels (1 or 3)."""
+    """Decode an image file to a uint8 C x H x W tensor with ``channels`` channels (1 or 3).
+
+    A file whose header claims more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (a decompression
+    bomb: a small file that would decode to gigabytes) is refused before it is decoded.
+    """
     path = Path(path)
     try:
-        with Image.open(path) as img:
+        with _bomb_is_error(), Image.open(path) as img:
             img = ImageOps.exif_transpose(img)  # camera photos: upright as a viewer shows them
             img = img.convert("L" if channels == 1 else "RGB")
             return _tf().pil_to_tensor(img)
     except FileNotFoundError:
         raise DataError(f"{path} does not exist") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _bomb(path) from None
     except UnidentifiedImageError:
         raise DataError(f"{path} is not a readable image (unknown or corrupt format)") from None
     except (OSError, ValueError, SyntaxError) as err:
         raise DataError(f"{path} is not a readable image: {err}") from None
+
+
+@contextmanager
+def _bomb_is_error() -> Iterator[None]:
+    """PIL only warns between MAX_IMAGE_PIXELS and twice that; here both refuse the file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
+
+
+def _bomb(path: Path) -> DataError:
+    """The refusal of an image that claims too many pixels, read from its header alone."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(path) as img:
+                    w, h = img.size
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
+        size = f"{w}x{h} = {w * h / 1e6:,.0f} Mpixels"
+    except Exception:  # the header was read once already; this is only for the message
+        limit, size = Image.MAX_IMAGE_PIXELS, "too many pixels"
+    return DataError(
+        f"{path} claims {size}, more than the {limit / 1e6:,.0f} Mpixels PIL allows "
+        f"(PIL.Image.MAX_IMAGE_PIXELS): a decompression bomb, or an image to shrink first"
+    )
 
 
 def fit_to_size(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -116,8 +152,10 @@ def read_folder(
 def _probe(path: Path) -> Path:
     """Read the header only (no decoding): cheap enough for a folder of a million files."""
     try:
-        with Image.open(path):
+        with _bomb_is_error(), Image.open(path):
             return path
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _bomb(path) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise DataError(f"{path} is not a readable image (unknown or corrupt format)") from None
 
