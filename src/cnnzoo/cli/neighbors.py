@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from ._args import nonneg_int, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -26,12 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="IMAGE_OR_INDEX",
         help="row index in FEATS or an image file (repeatable)",
     )
-    p.add_argument("-k", type=int, default=8, help="neighbours per query (default: 8)")
+    p.add_argument("-k", type=positive_int, default=8, help="neighbours per query (default: 8)")
     p.add_argument("--metric", choices=["l2", "cosine"], default="l2")
     p.add_argument("--grid", metavar="PNG", help="draw each query and its neighbours")
     p.add_argument(
         "--eval-queries",
-        type=int,
+        type=nonneg_int,
         default=1000,
         metavar="N",
         help="precision@k over N random rows, each left out of its own search "
@@ -43,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _query_features(feats: dict, image: Path) -> torch.Tensor:
     from ..data import load_image
     from ..errors import CnnzooError
+    from ..runs import resolve_model
     from ..transfer import extract_features
-    from .features import resolve_model
 
     meta = feats["meta"]
     if not meta.get("model_source"):
@@ -67,10 +69,10 @@ def _query_features(feats: dict, image: Path) -> torch.Tensor:
 
 def cmd_neighbors(args: argparse.Namespace) -> int:
     from ..errors import CnnzooError
+    from ..runs import load_features
     from ..transfer import knn, precision_at_k
-    from .features import read_features
 
-    feats = read_features(args.features)
+    feats = load_features(args.features)
     bank, labels, classes = feats["features"], feats["labels"], feats["classes"]
     n = bank.shape[0]
     queries, exclude, shown = [], [], []
@@ -128,8 +130,8 @@ def cmd_neighbors(args: argparse.Namespace) -> int:
 
 def _draw(args, feats, shown, dist, idx) -> None:
     from ..errors import CnnzooError
+    from ..runs import load_rows
     from ..viz import plot_neighbors
-    from .features import load_rows
 
     meta = feats["meta"]
     ds, _, _, _ = load_rows(
