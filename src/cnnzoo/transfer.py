@@ -446,7 +446,7 @@ def finetune(
     freeze_mode: str = "backbone",
     backbone_lr_scale: float = 0.1,
     probe: bool | None = None,
-    data_args: dict | None = None,
+    data_args=None,
 ) -> dict:
     """Fine-tune ``model`` on ``bundle`` (a ``cnnzoo.data.DataBundle``) and write checkpoints.
 
@@ -459,14 +459,15 @@ def finetune(
     - or ``cnnzoo.train.fit`` with ``config``: the head at ``config.lr``, unfrozen backbone
       layers at ``config.lr * backbone_lr_scale``, frozen ones never touched.
 
-    ``model_args`` is updated with the new ``num_classes`` (the checkpoints rebuild the model).
+    ``model_args`` is updated with the new ``num_classes`` (the checkpoints rebuild the model);
+    ``data_args`` (a ``cnnzoo.runs.DataSpec``) says how ``bundle`` was loaded.
     Returns ``fit``'s result dict (``best_val_acc``, ``best``, ...), with ``"freeze"`` (the
     ``FreezeSummary``) and, for a probe, ``"probe"`` (the ``ProbeResult``).
     """
     from pathlib import Path
 
-    from .checkpoint import save_checkpoint
     from .data import make_loader
+    from .runs import Checkpoint, DataSpec, Preprocess, RunLock
     from .train import evaluate, fit
     from .train.distributed import resolve_device
 
@@ -477,27 +478,17 @@ def finetune(
         probe = freeze_mode == "backbone"
     if probe and freeze_mode != "backbone":
         raise CnnzooError(f"a linear probe needs --freeze backbone, got {freeze_mode!r}")
-    meta = {
-        "classes": list(bundle.classes),
-        "preprocess": dict(bundle.preprocess),
-        "config": config.to_dict(),
-        "data": dict(data_args or {}),
-        "finetune": {"freeze": freeze_mode, "backbone_lr_scale": backbone_lr_scale,
-                     "probe": bool(probe)},
-    }  # fmt: skip
-    if not probe:
+    how = {"freeze": freeze_mode, "backbone_lr_scale": backbone_lr_scale, "probe": bool(probe)}
+    if not probe:  # fit records how the model was fine-tuned in every checkpoint it writes
         result = fit(
             model, bundle, config, out_dir, model_name=model_name, model_args=model_args,
             param_groups=param_groups(model, None, backbone_lr_scale), data_args=data_args,
+            extra_meta={"finetune": how},
         )  # fmt: skip
-        # fit writes the training metadata; record how the model was fine-tuned beside it.
-        from .checkpoint import atomic_save, load_checkpoint
-
-        for name in ("last.pt", "best.pt"):
-            path = Path(out_dir) / name
-            if path.is_file():
-                atomic_save({**load_checkpoint(path), "finetune": meta["finetune"]}, path)
         return {**result, "freeze": summary, "model_args": model_args}
+    from .data import check_trainable
+
+    check_trainable(bundle)
     device = resolve_device(config.device)
     model.to(device)
     train = bundle.train.subset(torch.arange(len(bundle.train)), augment="none")
@@ -509,9 +500,17 @@ def finetune(
     out = Path(out_dir)
     metrics = {"train_acc": result.train_accuracy, "val_acc": val["accuracy"],
                "val_top5": val["top5"], "val_loss": val["loss"], "C": result.C}  # fmt: skip
-    for name in ("last.pt", "best.pt"):
-        save_checkpoint(out / name, model_name, model_args, model.state_dict(), **meta,
-                        metrics=metrics, best_val_acc=val["accuracy"])  # fmt: skip
+    if isinstance(data_args, dict):
+        data_args = DataSpec.from_dict(data_args) if data_args else None
+    ckpt = Checkpoint(
+        model_name, model_args, {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        classes=list(bundle.classes), preprocess=Preprocess.from_dict(bundle.preprocess),
+        data=data_args, config=config.to_dict(), metrics=metrics, finetune=how, kind="probe",
+        extra={"best_val_acc": val["accuracy"]},
+    )  # fmt: skip
+    with RunLock(out):
+        for name in ("best.pt", "last.pt"):
+            ckpt.save(out / name)
     return {
         "best_val_acc": val["accuracy"],
         "best": str(out / "best.pt"),

@@ -22,7 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", type=output_dir, help="run directory (default: a new temporary directory)"
     )
     p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (default 1)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar (each epoch's one-line summary is still printed)",
+    )
     p.set_defaults(func=cmd_demo)
 
 
@@ -47,6 +52,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from ..registry import create_model, list_models
+    from ..runs import Checkpoint, DataSpec
     from ..train import TrainConfig, evaluate, fit, seed_everything
     from ..train.predict import predict
 
@@ -65,19 +71,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"1. train LeNet-5 (61,706 parameters) on {bundle.name}: {len(bundle.train):,} training "
           f"and {len(bundle.val):,} validation images, {epochs} epochs of SGD with momentum and a "
           f"cosine schedule, on the CPU -> {out}")  # fmt: skip
-    config = TrainConfig(epochs=epochs, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4,
-                         sched="cosine", device="cpu", progress=args.progress)  # fmt: skip
+    config = TrainConfig(epochs=epochs, batch_size=64, lr=0.05, momentum=0.9, nesterov=False,
+                         weight_decay=5e-4, sched="cosine", label_smoothing=0.0, device="cpu",
+                         progress=args.progress)  # fmt: skip
+    spec = DataSpec(bundle.name, (1, 32, 32), args.data_dir, limit=args.limit)
     fit(model, bundle, config, out, model_name="lenet5",
-        model_args={"num_classes": bundle.num_classes},
-        data_args=dict(spec=bundle.name, data_dir=args.data_dir, input_size=[1, 32, 32],
-                       augment="none", val_fraction=0.1, seed=0, limit=args.limit))  # fmt: skip
+        model_args={"num_classes": bundle.num_classes}, data_args=spec)  # fmt: skip
 
     best = out / "best.pt"
     print(f"\n2. evaluate the best checkpoint on the {len(bundle.test):,} test images "
           f"(`cnnzoo evaluate {best}`)")  # fmt: skip
-    from ..checkpoint import model_from_checkpoint
-
-    model, ckpt = model_from_checkpoint(best)
+    ckpt = Checkpoint.load(best)
+    model = ckpt.build_model()
     m = evaluate(model, bundle.test, bundle.classes)
     print(f"   accuracy {m['accuracy']:.4f}   top-5 {m['top5']:.4f}   (chance: 0.10)")
     worst = sorted(m["per_class"].items(), key=lambda kv: kv[1])[:3]
@@ -93,8 +98,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         files.append(f)
         truth.append(bundle.classes[int(bundle.test.labels[i])])
     print(f"\n3. predict test images saved as PNG files (`cnnzoo predict {best} {samples}`)")
-    for r, true in zip(predict(model, files, ckpt["preprocess"], ckpt["classes"], topk=3), truth,
-                       strict=True):  # fmt: skip
+    pre = ckpt.preprocess.to_dict()
+    for r, true in zip(predict(model, files, pre, ckpt.classes, topk=3), truth, strict=True):
         top = ", ".join(f"{c} {p:.2f}" for c, p in r["top"])
         mark = "ok" if r["top"][0][0] == true else "wrong"
         print(f"   {Path(r['path']).name:<16} true {true:<12} -> {top}   [{mark}]")

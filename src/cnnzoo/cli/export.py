@@ -43,8 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..export import SUFFIXES, count_batchnorms, export_model, fold_bn
-    from .features import resolve_model
-    from .train import parse_img_size
+    from ..runs import resolve_model
+    from ._options import parse_img_size
 
     src = resolve_model(args.model, args.model_name)
     hw = parse_img_size(args.img_size) or src.input_size[1:]

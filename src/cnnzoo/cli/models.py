@@ -6,7 +6,6 @@ import argparse
 import difflib
 
 from ..notation import format_count, format_size
-
 from ._args import nonneg_int
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ._args import nonneg_int, output_file, positive_int
+from ._args import nonneg_int, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,9 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-k", type=positive_int, default=8, help="neighbours per query (default: 8)")
     p.add_argument("--metric", choices=["l2", "cosine"], default="l2")
-    p.add_argument(
-        "--grid", type=output_file, metavar="PNG", help="draw each query and its neighbours"
-    )
+    p.add_argument("--grid", metavar="PNG", help="draw each query and its neighbours")
     p.add_argument(
         "--eval-queries",
         type=nonneg_int,
@@ -47,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _query_features(feats: dict, image: Path) -> torch.Tensor:
     from ..data import load_image
     from ..errors import CnnzooError
+    from ..runs import resolve_model
     from ..transfer import extract_features
-    from .features import resolve_model
 
     meta = feats["meta"]
     if not meta.get("model_source"):
@@ -71,10 +69,10 @@ def _query_features(feats: dict, image: Path) -> torch.Tensor:
 
 def cmd_neighbors(args: argparse.Namespace) -> int:
     from ..errors import CnnzooError
+    from ..runs import load_features
     from ..transfer import knn, precision_at_k
-    from .features import read_features
 
-    feats = read_features(args.features)
+    feats = load_features(args.features)
     bank, labels, classes = feats["features"], feats["labels"], feats["classes"]
     n = bank.shape[0]
     queries, exclude, shown = [], [], []
@@ -132,8 +130,8 @@ def cmd_neighbors(args: argparse.Namespace) -> int:
 
 def _draw(args, feats, shown, dist, idx) -> None:
     from ..errors import CnnzooError
+    from ..runs import load_rows
     from ..viz import plot_neighbors
-    from .features import load_rows
 
     meta = feats["meta"]
     ds, _, _, _ = load_rows(

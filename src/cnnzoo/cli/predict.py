@@ -1,5 +1,5 @@
 """``cnnzoo predict CKPT IMAGE...``: top-k classes of image files, with the checkpoint's own
-preprocessing and class names."""
+preprocessing and class names (``cnnzoo.train.predict.predict_checkpoint``)."""
 
 from __future__ import annotations
 
@@ -23,25 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ..errors import CheckpointError
-    from ..train.distributed import resolve_device
-    from ..train.predict import predict
-    from .evaluate import load_models
-    from .train import one_line_warnings
+    from ..train.predict import predict_checkpoint
+    from ._options import one_line_warnings
 
     one_line_warnings()
-    device = resolve_device(args.device)
-    (model,), (ckpt,) = load_models([args.checkpoint], args.model, device)
-    if not ckpt.get("preprocess"):
-        raise CheckpointError(f"{args.checkpoint} has no preprocessing description; cannot predict")
-    results = predict(
-        model,
-        args.images,
-        ckpt["preprocess"],
-        ckpt.get("classes"),
-        args.topk,
-        device,
-        strict=args.strict,
+    results = predict_checkpoint(
+        args.checkpoint, args.images, args.topk, args.device, args.strict, args.model
     )
     if args.format == "json":
         json.dump(results, sys.stdout)

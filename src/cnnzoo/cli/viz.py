@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._args import nonneg_int, output_file, positive_int
+from ._args import nonneg_int, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,9 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="filter",
         help="filter: each filter stretched to full contrast; global: one range",
     )
-    f.add_argument(
-        "--out", type=output_file, default="filters.png", help="PNG file (default: filters.png)"
-    )
+    f.add_argument("--out", default="filters.png", help="PNG file (default: filters.png)")
     f.set_defaults(func=cmd_filters)
 
     a = vsub.add_parser("activations", help="a layer's activation maps for one image")
@@ -52,18 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument(
         "--max-maps", type=positive_int, default=64, help="maps drawn at most (default: 64)"
     )
-    a.add_argument(
-        "--out",
-        type=output_file,
-        default="activations.png",
-        help="PNG file (default: activations.png)",
-    )
+    a.add_argument("--out", default="activations.png", help="PNG file (default: activations.png)")
     a.set_defaults(func=cmd_activations)
 
 
 def cmd_filters(args: argparse.Namespace) -> int:
+    from ..runs import resolve_model
     from ..viz import plot_filters
-    from .features import resolve_model
 
     src = resolve_model(args.model, args.model_name)
     out = plot_filters(src.model, args.out, layer=args.layer, scale=args.scale)
@@ -76,8 +69,8 @@ def cmd_activations(args: argparse.Namespace) -> int:
     from ..data import load_data, load_image
     from ..data.transforms import make_preprocess
     from ..errors import CnnzooError
+    from ..runs import Preprocess, resolve_model
     from ..viz import plot_activations
-    from .features import resolve_model
 
     src = resolve_model(args.model, args.model_name)
     if args.max_maps < 1:
@@ -87,8 +80,9 @@ def cmd_activations(args: argparse.Namespace) -> int:
     if args.image is not None:
         if not Path(args.image).is_file():
             raise CnnzooError(f"image {args.image} does not exist")
-        pre = src.preprocess
-        if pre is None:  # no training statistics: fit to the model's size, mid-grey at zero
+        if src.preprocess is not None:
+            pre = src.preprocess.to_dict()
+        else:  # no training statistics: fit to the model's size, mid-grey at zero
             c, h, w = src.input_size
             pre = make_preprocess((c, h, w), (h, w), [0.5] * c, [0.25] * c)
         image = load_image(args.image, pre)
@@ -98,9 +92,7 @@ def cmd_activations(args: argparse.Namespace) -> int:
         ds = bundle.split(args.split)
         if not 0 <= args.index < len(ds):
             raise CnnzooError(f"--index must be in 0..{len(ds) - 1}, got {args.index}")
-        pre = dict(bundle.preprocess)
-        if src.preprocess and len(src.preprocess.get("mean", [])) == src.input_size[0]:
-            pre["mean"], pre["std"] = src.preprocess["mean"], src.preprocess["std"]
+        pre = Preprocess.from_dict(bundle.preprocess).with_stats_of(src.preprocess).to_dict()
         ds.preprocess = pre
         image = ds.get_batch([args.index])[0][0]
         what = f"{args.data} {args.split} #{args.index} ({bundle.classes[ds.labels[args.index]]})"

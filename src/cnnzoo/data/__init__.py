@@ -30,6 +30,7 @@ __all__ = [
     "SamplerLoader",
     "TensorImageDataset",
     "augment_batch",
+    "check_trainable",
     "load_data",
     "load_image",
     "open_image",
@@ -132,6 +133,7 @@ def load_data(
     limit: int | None = None,
     test_fraction: float = 0.2,
     in_memory: bool | None = None,
+    stratify: bool = True,
 ) -> DataBundle:
     """Load a dataset by name or folder path (see the module doc).
 
@@ -143,6 +145,8 @@ def load_data(
     unreadable image into an error; ``download`` lets torchvision fetch a missing dataset.
     ``in_memory`` (image folders): decode every image once at load time (the default when the
     decoded folder fits in 2 GiB) or, if False, decode each image when it is used.
+    ``stratify``: draw the validation split class by class, so that every class keeps at least
+    one training image (False: one random draw over all images, as cnnzoo 0.1 did).
     """
     if augment not in AUGMENTS:
         raise DataError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
@@ -168,7 +172,8 @@ def load_data(
         )
     bundle.name = spec
     if bundle.val is None:
-        bundle.train, bundle.val = _split(bundle.train, val_fraction, g)
+        split = _split_per_class if stratify else _split
+        bundle.train, bundle.val = split(bundle.train, val_fraction, g)
     if limit is not None:
         bundle.train = _first(bundle.train, limit, g)
         bundle.val = _first(bundle.val, limit, g)
@@ -200,6 +205,52 @@ def _split(ds: TensorImageDataset, fraction: float, g: torch.Generator):
         raise DataError(f"{ds.name or 'the dataset'} has {len(ds)} images: too few to split")
     order = torch.randperm(len(ds), generator=g)
     return ds.subset(order[n_val:]), ds.subset(order[:n_val], augment="none")
+
+
+def _split_per_class(ds: TensorImageDataset, fraction: float, g: torch.Generator):
+    """As many validation images as one random draw would take (``round(n * fraction)``), shared
+    among the classes in proportion to their sizes (largest remainders first), so that every
+    class keeps at least one training image where it has two or more."""
+    labels = torch.as_tensor(ds.labels)
+    classes = torch.unique(labels).tolist()
+    rows = {c: torch.nonzero(labels == c).flatten() for c in classes}
+    rows = {c: r[torch.randperm(len(r), generator=g)] for c, r in rows.items()}
+    total = max(1, round(len(ds) * fraction))
+    share = {c: len(r) * fraction for c, r in rows.items()}
+    n_val = {c: min(int(share[c]), len(rows[c]) - 1) for c in classes}
+    for c in sorted(classes, key=lambda c: share[c] - int(share[c]), reverse=True):
+        if sum(n_val.values()) >= total:
+            break
+        if n_val[c] < len(rows[c]) - 1:
+            n_val[c] += 1
+    val = [rows[c][: n_val[c]] for c in classes]
+    train = [rows[c][n_val[c] :] for c in classes]
+    val_rows = torch.cat(val).sort().values
+    if len(val_rows) == 0:  # one image per class: no split keeps them all (training refuses it)
+        return _split(ds, fraction, g)
+    return ds.subset(torch.cat(train).sort().values), ds.subset(val_rows, augment="none")
+
+
+def check_trainable(bundle: DataBundle) -> None:
+    """Refuse data a classifier cannot learn from: one class only, or a class with no training
+    image (it would be learnt from nothing and scored anyway)."""
+    if bundle.num_classes < 2:
+        raise DataError(
+            f"{bundle.name or 'the data'} has {bundle.num_classes} class"
+            f"{'' if bundle.num_classes == 1 else 'es'}"
+            f"{' (' + bundle.classes[0] + ')' if bundle.classes else ''}; a classifier needs at "
+            f"least two (for an image folder: one sub-folder per class)"
+        )
+    labels = getattr(bundle.train, "labels", None)
+    if labels is None:  # any map-style dataset: its labels are not known without reading it
+        return
+    present = set(torch.as_tensor(labels).unique().tolist())
+    absent = [c for i, c in enumerate(bundle.classes) if i not in present]
+    if absent:
+        raise DataError(
+            f"class {absent[0]!r}{f' and {len(absent) - 1} more' if len(absent) > 1 else ''} of "
+            f"{bundle.name or 'the data'} has no training image; add images or raise --limit"
+        )
 
 
 def _first(ds: TensorImageDataset, limit: int, g: torch.Generator) -> TensorImageDataset:

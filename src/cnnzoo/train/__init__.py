@@ -1,16 +1,30 @@
-"""Training, evaluation and prediction: ``TrainConfig``, ``fit``, ``train_one_epoch``,
+"""Training, evaluation and prediction: ``Run`` and ``FineTune`` (what ``cnnzoo train`` and
+``cnnzoo finetune`` do), ``TrainConfig``, ``fit`` (``setup``, ``run_epoch``, ``TrainState``),
 ``evaluate`` (and ensembles), ``predict``."""
 
 from .config import OPTIMIZERS, SCHEDULES, TrainConfig
 from .distributed import cleanup_distributed, dist_info, resolve_device, setup_distributed
 from .evaluate import evaluate, evaluate_ensemble, metrics_from_probs, predict_probs
-from .loop import AUX_WEIGHTS, compute_loss, fit, seed_everything, train_one_epoch
+from .finetune import FineTune
+from .loop import (
+    DivergedError,
+    TrainState,
+    compute_loss,
+    fit,
+    run_epoch,
+    seed_everything,
+    setup,
+    train_one_epoch,
+)
+from .run import Run
 from .schedule import LRSchedule, build_optimizer
 
 __all__ = [
-    "AUX_WEIGHTS",
+    "DivergedError",
+    "FineTune",
     "LRSchedule",
     "OPTIMIZERS",
+    "Run",
     "SCHEDULES",
     "TrainConfig",
     "build_optimizer",
@@ -25,5 +39,8 @@ __all__ = [
     "resolve_device",
     "seed_everything",
     "setup_distributed",
+    "TrainState",
+    "run_epoch",
+    "setup",
     "train_one_epoch",
 ]

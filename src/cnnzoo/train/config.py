@@ -1,11 +1,44 @@
-"""The training configuration: one dataclass, stored in every checkpoint as a dict."""
+"""The training configuration: one dataclass, stored in every checkpoint as a dict.
+
+The defaults are a recipe, not placeholders: SGD with Nesterov momentum, a one-cycle schedule
+(a warm-up over the first 30% of the steps, then a cosine descent), a learning rate that follows
+the batch size (0.1 at batch 128), label smoothing 0.1. docs/training.md says why.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
+
+from ..errors import CnnzooError
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw", "adam")
 SCHEDULES = ("none", "step", "cosine", "plateau", "onecycle")
+BASE_BATCH = 128  # the batch size at which the default learning rates below hold
+BASE_LR = {"sgd": 0.1, "rmsprop": 0.01, "adamw": 1e-3, "adam": 1e-3}
+
+# field: (low, high, low_open) -- every number a field may hold; None: no bound on that side
+RANGES = {
+    "epochs": (1, None, False),
+    "batch_size": (1, None, False),
+    "eval_batch_size": (1, None, False),
+    "step_size": (1, None, False),
+    "patience": (0, None, False),
+    "lr": (0.0, None, True),
+    "momentum": (0.0, 1.0, False),
+    "weight_decay": (0.0, None, False),
+    "gamma": (0.0, 1.0, True),
+    "warmup_epochs": (0.0, None, False),
+    "min_lr": (0.0, None, False),
+    "aux_weight": (0.0, None, False),
+    "grad_clip": (0.0, None, True),
+    "num_workers": (0, None, False),
+    "threads": (1, None, False),
+}
+
+
+class ConfigError(CnnzooError):
+    """A ``TrainConfig`` value no training can use (a negative rate, NaN, an unknown optimiser)."""
 
 
 @dataclass
@@ -13,20 +46,20 @@ class TrainConfig:
     """How to train; every field has the command-line option of the same name (``--lr`` ...)."""
 
     epochs: int = 10  # passes over the training split
-    batch_size: int = 64  # images per step (per process under torchrun)
+    batch_size: int = 128  # images per step (per process under torchrun)
     opt: str = "sgd"  # sgd | rmsprop | adamw | adam
-    lr: float = 0.01  # peak learning rate (each param group may scale it)
+    lr: float | None = None  # peak learning rate; None: 0.1 x batch/128 for SGD (Adam 1e-3 x ...)
     momentum: float = 0.9  # SGD momentum; RMSProp momentum too
-    nesterov: bool = False  # Nesterov momentum for SGD
+    nesterov: bool = True  # Nesterov momentum for SGD
     weight_decay: float = 5e-4  # L2 (SGD, RMSProp) or decoupled (AdamW) weight decay
-    sched: str = "none"  # none | step | cosine | plateau | onecycle
+    sched: str = "onecycle"  # none | step | cosine | plateau | onecycle (warm-up, then cosine)
     step_size: int = 30  # step schedule: epochs between decays
     gamma: float = 0.1  # step and plateau schedules: the decay factor ("divide by 10")
     patience: int = 2  # plateau: decay after more than this many epochs without a better val acc
     warmup_epochs: float = 0.0  # linear warm-up from lr/100 to lr over this many epochs
     min_lr: float = 0.0  # floor of the cosine and one-cycle schedules
-    label_smoothing: float = 0.0  # cross-entropy label smoothing (Inception v3 used 0.1)
-    aux_weight: float | None = None  # weight of auxiliary-classifier losses; None: the paper's
+    label_smoothing: float = 0.1  # cross-entropy label smoothing (Inception v3 used 0.1)
+    aux_weight: float | None = None  # weight of auxiliary-classifier losses; None: the model's
     grad_clip: float | None = None  # clip the gradient norm to this value
     amp: bool = False  # mixed precision: bf16 on CPU, fp16 (with a grad scaler) on CUDA
     amp_dtype: str | None = None  # "bfloat16" or "float16" to override the default above
@@ -39,24 +72,25 @@ class TrainConfig:
     sync_bn: bool = False  # under torchrun, convert BatchNorm to SyncBatchNorm
     eval_batch_size: int = 256  # images per step when evaluating
     num_workers: int = 0  # loader processes for datasets read from disk (in-memory ones need none)
-    progress: bool = True  # a tqdm progress bar
+    threads: int | None = None  # torch CPU threads (None: the default policy); kept for resume
+    progress: bool = True  # a tqdm progress bar (the one-line epoch summaries stay)
     tensorboard: bool = True  # write TensorBoard events to the run directory
     plots: bool = True  # write curves.png every epoch
 
     def __post_init__(self) -> None:
         if self.opt not in OPTIMIZERS:
-            raise ValueError(f"opt must be one of {', '.join(OPTIMIZERS)}, got {self.opt!r}")
+            raise ConfigError(f"opt must be one of {', '.join(OPTIMIZERS)}, got {self.opt!r}")
         if self.sched not in SCHEDULES:
-            raise ValueError(f"sched must be one of {', '.join(SCHEDULES)}, got {self.sched!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "step_size", "patience"):
-            if getattr(self, name) < (0 if name == "patience" else 1):
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise ConfigError(f"sched must be one of {', '.join(SCHEDULES)}, got {self.sched!r}")
+        _check_range("batch_size", self.batch_size, *RANGES["batch_size"])
+        if self.lr is None:  # the linear scaling rule (Goyal et al. 2017) from batch 128
+            self.lr = BASE_LR[self.opt] * self.batch_size / BASE_BATCH
+        for name, (low, high, low_open) in RANGES.items():
+            _check_range(name, getattr(self, name), low, high, low_open)
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.amp_dtype not in (None, "bfloat16", "float16"):
-            raise ValueError(f"amp_dtype must be bfloat16 or float16, got {self.amp_dtype!r}")
+            raise ConfigError(f"amp_dtype must be bfloat16 or float16, got {self.amp_dtype!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,3 +100,40 @@ class TrainConfig:
         """Rebuild from ``to_dict()``; keys this version does not know are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_recipe(cls, name_or_path: str, **overrides) -> TrainConfig:
+        """The configuration ``cnnzoo train --recipe NAME`` trains with; ``overrides`` win, as
+        options given on the command line do. A bad value in a recipe file raises
+        ``ConfigError`` naming the recipe."""
+        from .recipes import config_values, load_recipe
+
+        values = config_values(load_recipe(name_or_path), name_or_path)
+        own = {k: v for k, v in values.items() if k not in overrides}
+        try:
+            cls(**own)  # the recipe's own values, checked alone: an error here is the recipe's
+        except ConfigError as err:
+            raise ConfigError(f"recipe {name_or_path}: {err}") from None
+        return cls(**{**values, **overrides})
+
+
+def _check_range(name: str, value, low, high, low_open: bool) -> None:
+    if value is None:
+        if name in ("aux_weight", "grad_clip", "threads"):
+            return
+        raise ConfigError(f"{name} must be a number, got None")
+    integral = isinstance(low, int) and not isinstance(low, float)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (integral and not isinstance(value, int))
+    ):
+        kind = "an integer" if integral else "a number"
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    if too_low or (high is not None and value > high):
+        lo = "" if low is None else (f"> {low}" if low_open else f">= {low}")
+        hi = "" if high is None else f"<= {high}"
+        raise ConfigError(f"{name} must be {' and '.join(s for s in (lo, hi) if s)}, got {value}")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +23,21 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
-from ..data import DataBundle, make_loader
+from ..checkpoint import load_checkpoint, load_state_dict_checked
+from ..data import DataBundle, check_trainable, make_loader
 from ..errors import CheckpointError, CnnzooError
+from ..runs import TRAIN_STATE_KEYS, Checkpoint, DataSpec, Preprocess, RunLock
 from .config import TrainConfig
 from .distributed import all_reduce_sum, broadcast_object, dist_info, resolve_device
 from .evaluate import autocast, evaluate
 from .report import TensorBoardLog, plot_curves, write_metrics_csv
 from .schedule import LRSchedule, build_optimizer
 
-# Weights of the auxiliary classifiers' losses, from the papers: GoogLeNet adds each with 0.3;
-# the Inception v3 paper gives none, 0.4 is the weight of PyTorch's fine-tuning tutorial.
-AUX_WEIGHTS = {"googlenet": 0.3, "inception_v3": 0.4}
-DEFAULT_AUX_WEIGHT = 0.3
+DEFAULT_AUX_WEIGHT = 0.3  # GoogLeNet's; a model says its own with ``aux_loss_weight``
+
+
+class DivergedError(CnnzooError):
+    """The loss or the weights stopped being finite: the run cannot continue."""
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -98,9 +100,10 @@ def train_one_epoch(
         with autocast(device, amp_dtype):
             out = model(x)
             loss, logits = compute_loss(out, y, config.label_smoothing, aux_weight)
-        if not torch.isfinite(loss):
-            raise CnnzooError(
-                f"loss is {loss.item()} at step {i} of {desc}; lower --lr or add --grad-clip"
+        if not torch.isfinite(loss):  # also catches the previous step's poisoned weights
+            raise DivergedError(
+                f"training diverged: the loss is {loss.item()} at step {start_step + i} "
+                f"({desc}, batch {i + 1}); lower --lr or add --grad-clip"
             )
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
@@ -149,6 +152,239 @@ def amp_dtype_of(config: TrainConfig, device: torch.device) -> torch.dtype | Non
     return torch.float16 if device.type == "cuda" else torch.bfloat16
 
 
+@dataclass
+class TrainState:
+    """Everything that changes as a run trains, beside the weights, and that ``last.pt`` holds so
+    that a resume continues exactly: the epoch count, the history, the best epoch, the optimiser,
+    schedule and grad-scaler states and the random generator. ``state_dict`` is what is saved,
+    ``load_state_dict`` what a resume restores, and ``cnnzoo.runs.TRAIN_STATE_KEYS`` (checked by
+    ``Checkpoint.resumable``) is the part of it a resume needs: one list for all three."""
+
+    optimizer: torch.optim.Optimizer
+    schedule: LRSchedule
+    scaler: torch.amp.GradScaler | None = None
+    epoch: int = 0  # epochs completed
+    history: list[dict] = field(default_factory=list)  # one row per completed epoch
+    best_val_acc: float = -1.0
+    best_epoch: int = 0  # 0: none yet
+
+    def state_dict(self) -> dict:
+        state = {
+            "epoch": self.epoch,
+            "history": list(self.history),
+            "best_val_acc": self.best_val_acc,
+            "best_epoch": self.best_epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": _rng_state(),
+        }
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        missing = [k for k in TRAIN_STATE_KEYS if state.get(k) is None]
+        if missing:
+            raise CheckpointError(f"cannot resume: no {missing[0]!r} state (not a last.pt)")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.history = list(state["history"])
+        self.best_val_acc = float(state["best_val_acc"])
+        self.best_epoch = int(state["best_epoch"])
+
+    def record(self, row: dict) -> bool:
+        """Add a finished epoch's row; True when it is the best so far."""
+        self.history.append(row)
+        self.epoch = int(row["epoch"])
+        if row["val_acc"] > self.best_val_acc:
+            self.best_val_acc, self.best_epoch = row["val_acc"], self.epoch
+            return True
+        return False
+
+
+@dataclass
+class Session:
+    """A run set up for training: the model on its device, the loader, the state, the files."""
+
+    raw: nn.Module  # the model itself (what is saved)
+    net: nn.Module  # what is called: raw, or raw wrapped by DDP / torch.compile
+    loader: Any
+    bundle: DataBundle
+    config: TrainConfig
+    device: torch.device
+    state: TrainState
+    aux_weight: float
+    out: Path
+    header: dict  # what every checkpoint of the run records beside the weights and the state
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def checkpoint(self, kind: str, state: dict | None = None, metrics: dict | None = None):
+        h = self.header
+        return Checkpoint(
+            h["model"],
+            h["model_args"],
+            {k: v.detach().cpu() for k, v in self.raw.state_dict().items()},
+            classes=h["classes"],
+            preprocess=h["preprocess"],
+            data=h["data"],
+            config=h["config"],
+            metrics=metrics,
+            train_state=state,
+            finetune=h["extra"].get("finetune"),
+            kind=kind,
+            extra={k: v for k, v in h["extra"].items() if k != "finetune"},
+        )
+
+
+def setup(
+    model: nn.Module,
+    bundle: DataBundle,
+    config: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    model_name: str,
+    model_args: dict[str, Any],
+    param_groups: Iterable[dict] | None = None,
+    lr_mult: dict[str, float] | None = None,
+    resume: dict | str | os.PathLike | Checkpoint | None = None,
+    data: DataSpec | dict | None = None,
+    extra_meta: dict | None = None,
+) -> Session:
+    """Everything ``fit`` does before its first epoch (see ``fit`` for the arguments)."""
+    check_trainable(bundle)
+    rank, world, _ = dist_info()
+    device = resolve_device(config.device)
+    ckpt = _resume_checkpoint(resume)
+    if ckpt is not None:
+        load_state_dict_checked(model, ckpt.state_dict, source="resume checkpoint")
+    if world > 1 and config.sync_bn:
+        if device.type != "cuda":  # PyTorch's SyncBatchNorm has no CPU implementation
+            raise CnnzooError("--sync-bn needs CUDA devices (SyncBatchNorm is GPU-only); drop it")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    raw = model.to(device)
+    if config.channels_last:
+        raw = raw.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(raw, config, param_groups, lr_mult)
+    loader = make_loader(
+        bundle.train,
+        config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        rank=rank,
+        world_size=world,
+        drop_last=world > 1,
+        num_workers=config.num_workers,
+    )
+    fp16 = amp_dtype_of(config, device) == torch.float16
+    scaler = torch.amp.GradScaler(device.type) if fp16 else None
+    state = TrainState(optimizer, LRSchedule(optimizer, config, len(loader)), scaler)
+    if ckpt is not None:
+        state.load_state_dict(ckpt.train_state or {})
+        _adopt_newer_best(state, Path(out_dir))
+    net = raw
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(raw, device_ids=ids)
+    if config.compile:
+        net = torch.compile(net)
+    if isinstance(data, dict):
+        data = DataSpec.from_dict(data) if data else None
+    header = {
+        "model": model_name,
+        "model_args": dict(model_args),
+        "classes": list(bundle.classes),
+        "preprocess": Preprocess.from_dict(bundle.preprocess),
+        "config": config.to_dict(),
+        "data": data,
+        "extra": dict(extra_meta or {}),
+    }
+    return Session(
+        raw,
+        net,
+        loader,
+        bundle,
+        config,
+        device,
+        state,
+        _aux_weight(config, raw),
+        Path(out_dir),
+        header,
+        rank,
+        world,
+    )
+
+
+def run_epoch(session: Session, epoch: int) -> dict:
+    """Train one epoch (0-based ``epoch``) and validate; returns the epoch's row."""
+    s, config = session, session.config
+    # dropout and other in-model randomness: a fresh, per-epoch (and per-rank) stream
+    torch.manual_seed(config.seed * 1_000_003 + epoch * 7919 + s.rank)
+    s.loader.set_epoch(epoch)
+    tr = train_one_epoch(
+        s.net,
+        s.loader,
+        s.state.optimizer,
+        config,
+        s.device,
+        s.state.schedule,
+        epoch * len(s.loader),
+        s.state.scaler,
+        s.aux_weight,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+    )
+    va = None
+    if s.main or s.world == 1:
+        va = evaluate(
+            s.raw,
+            s.bundle.val,
+            s.bundle.classes,
+            s.device,
+            config.eval_batch_size,
+            amp_dtype_of(config, s.device),
+            config.channels_last,
+        )
+    va = broadcast_object(
+        {k: va[k] for k in ("loss", "accuracy", "top5")} if va is not None else None
+    )
+    s.state.schedule.epoch_end(va["accuracy"])
+    return {
+        "epoch": epoch + 1,
+        "lr": s.state.optimizer.param_groups[0]["lr"],
+        "train_loss": tr["loss"],
+        "train_acc": tr["accuracy"],
+        "val_loss": va["loss"],
+        "val_acc": va["accuracy"],
+        "val_top5": va["top5"],
+        "images_per_s": tr["images_per_s"],
+        "time_s": tr["time_s"],
+    }
+
+
+def save_epoch(session: Session, row: dict, improved: bool, tb: TensorBoardLog) -> None:
+    """The end of an epoch on disk: ``best.pt`` first when the epoch is the best so far, then
+    ``last.pt`` (a kill between the two leaves a best.pt newer than last.pt, which a resume
+    adopts: the best weights are never lost), then metrics.csv, TensorBoard and curves.png.
+    Weights that are not finite are never written."""
+    s = session
+    _check_finite(s, f"after epoch {row['epoch']}")
+    ckpt = s.checkpoint("last", s.state.state_dict(), row)
+    if improved:
+        replace(ckpt, kind="best").save(s.out / "best.pt")
+        _fault_point("between-best-and-last")
+    ckpt.save(s.out / "last.pt")
+    write_metrics_csv(s.state.history, s.out / "metrics.csv")
+    tb.log(row)
+    if s.config.plots:
+        plot_curves(s.state.history, s.out / "curves.png")
+
+
 def fit(
     model: nn.Module,
     bundle: DataBundle,
@@ -159,205 +395,176 @@ def fit(
     model_args: dict[str, Any],
     param_groups: Iterable[dict] | None = None,
     lr_mult: dict[str, float] | None = None,
-    resume: dict | str | os.PathLike | None = None,
-    data_args: dict | None = None,
+    resume: dict | str | os.PathLike | Checkpoint | None = None,
+    data_args: DataSpec | dict | None = None,
+    extra_meta: dict | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> dict:
     """Train ``model`` on ``bundle.train``, validating on ``bundle.val`` after every epoch.
 
-    Writes to ``out_dir``: ``last.pt`` (every epoch) and ``best.pt`` (best validation accuracy),
-    ``metrics.csv``, TensorBoard events and ``curves.png``. Only parameters with
-    ``requires_grad`` are optimised; ``param_groups``/``lr_mult`` give groups their own rates (see
-    ``build_optimizer``); the model is used as given (frozen or FrozenBatchNorm layers stay so).
-    ``resume``: a checkpoint written by ``fit`` (or its path, or the run directory) to continue
-    from. ``data_args`` (how ``bundle`` was loaded) is stored so that ``--resume`` can reload it.
-    ``on_epoch_end(epoch, row)`` runs after each epoch's checkpoint is on disk.
+    Writes to ``out_dir`` (locked against a second writer, see ``cnnzoo.runs.RunLock``):
+    ``best.pt`` (best validation accuracy) and ``last.pt`` (every epoch), ``metrics.csv``,
+    TensorBoard events and ``curves.png``. Only parameters with ``requires_grad`` are optimised;
+    ``param_groups``/``lr_mult`` give groups their own rates (see ``build_optimizer``); the model
+    is used as given (frozen or FrozenBatchNorm layers stay so). ``resume``: a checkpoint written
+    by ``fit`` (or its path, or the run directory) to continue from. ``data_args`` (a
+    ``DataSpec``: how ``bundle`` was loaded) is stored so that a resume can reload it;
+    ``extra_meta`` (JSON-like) is stored in every checkpoint too (``cnnzoo finetune`` records how
+    it froze the model). ``on_epoch_end(epoch, row)`` runs after each epoch's files are on disk.
     Under torchrun, call it in every process with the process group initialised.
 
+    A loss or weights that stop being finite end the run with ``DivergedError`` naming the step;
+    the checkpoints already written are left as they were. A KeyboardInterrupt (or SIGTERM under
+    the command line) saves ``interrupted.pt`` (the weights mid-epoch) and is re-raised.
+
     Returns ``{"history": [...], "best_val_acc", "best_epoch", "last", "best", "epochs_run"}``.
-    A KeyboardInterrupt saves ``interrupted.pt`` (the weights mid-epoch) and is re-raised.
     """
     out = Path(out_dir)
-    with _deterministic_mode(config):
-        rank, world, _ = dist_info()
-        device = resolve_device(config.device)
-        ckpt = _resume_checkpoint(resume)
-        if ckpt is not None:
-            load_state_dict_checked(model, ckpt["state_dict"], source="resume checkpoint")
-        if world > 1 and config.sync_bn:
-            if device.type != "cuda":  # PyTorch's SyncBatchNorm has no CPU implementation
-                raise CnnzooError(
-                    "--sync-bn needs CUDA devices (SyncBatchNorm is GPU-only); drop it"
-                )
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        raw = model.to(device)
-        if config.channels_last:
-            raw = raw.to(memory_format=torch.channels_last)
-        optimizer = build_optimizer(raw, config, param_groups, lr_mult)
-        loader = make_loader(
-            bundle.train,
-            config.batch_size,
-            shuffle=True,
-            seed=config.seed,
-            rank=rank,
-            world_size=world,
-            drop_last=world > 1,
-            num_workers=config.num_workers,
+    rank = dist_info()[0]
+    lock = RunLock(out) if rank == 0 else contextlib.nullcontext()
+    with lock, _deterministic_mode(config):
+        _apply_threads(config.threads)
+        s = setup(
+            model,
+            bundle,
+            config,
+            out,
+            model_name=model_name,
+            model_args=model_args,
+            param_groups=param_groups,
+            lr_mult=lr_mult,
+            resume=resume,
+            data=data_args,
+            extra_meta=extra_meta,
         )
-        schedule = LRSchedule(optimizer, config, len(loader))
-        fp16 = amp_dtype_of(config, device) == torch.float16
-        scaler = torch.amp.GradScaler(device.type) if fp16 else None
-        history: list[dict] = []
-        start_epoch, best_acc, best_epoch = 0, -1.0, 0
-        if ckpt is not None:
-            optimizer.load_state_dict(ckpt["optimizer"])
-            schedule.load_state_dict(ckpt["scheduler"])
-            if scaler is not None and ckpt.get("scaler"):
-                scaler.load_state_dict(ckpt["scaler"])
-            history = list(ckpt.get("history", []))
-            start_epoch = int(ckpt["epoch"])
-            best_acc, best_epoch = (
-                float(ckpt.get("best_val_acc", -1)),
-                int(ckpt.get("best_epoch", 0)),
-            )
-        net = raw
-        if world > 1:
-            ids = [device.index] if device.type == "cuda" else None
-            net = nn.parallel.DistributedDataParallel(raw, device_ids=ids)
-        if config.compile:
-            net = torch.compile(net)
-        aux_weight = _aux_weight(config, raw, model_name)
-        main = rank == 0
-        if main:
-            out.mkdir(parents=True, exist_ok=True)
-        tb = TensorBoardLog(out, config.tensorboard and main, start_epoch)
-        meta = {
-            "classes": list(bundle.classes),
-            "preprocess": dict(bundle.preprocess),
-            "config": config.to_dict(),
-            "data": dict(data_args or {}),
-        }
+        start_epoch = s.state.epoch
+        tb = TensorBoardLog(out, config.tensorboard and s.main, start_epoch)
         try:
             for epoch in range(start_epoch, config.epochs):
-                # dropout and other in-model randomness: a fresh, per-epoch (and per-rank) stream
-                torch.manual_seed(config.seed * 1_000_003 + epoch * 7919 + rank)
-                loader.set_epoch(epoch)
-                tr = train_one_epoch(
-                    net,
-                    loader,
-                    optimizer,
-                    config,
-                    device,
-                    schedule,
-                    epoch * len(loader),
-                    scaler,
-                    aux_weight,
-                    desc=f"epoch {epoch + 1}/{config.epochs}",
-                )
-                va = None
-                if main or world == 1:
-                    va = evaluate(
-                        raw,
-                        bundle.val,
-                        bundle.classes,
-                        device,
-                        config.eval_batch_size,
-                        amp_dtype_of(config, device),
-                        config.channels_last,
-                    )
-                va = broadcast_object(
-                    {k: va[k] for k in ("loss", "accuracy", "top5")} if va is not None else None
-                )
-                schedule.epoch_end(va["accuracy"])
-                row = {
-                    "epoch": epoch + 1,
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "train_loss": tr["loss"],
-                    "train_acc": tr["accuracy"],
-                    "val_loss": va["loss"],
-                    "val_acc": va["accuracy"],
-                    "val_top5": va["top5"],
-                    "images_per_s": tr["images_per_s"],
-                    "time_s": tr["time_s"],
-                }
-                history.append(row)
-                improved = row["val_acc"] > best_acc
-                if improved:
-                    best_acc, best_epoch = row["val_acc"], epoch + 1
-                if main:
+                try:
+                    row = run_epoch(s, epoch)
+                except DivergedError as err:
+                    raise DivergedError(f"{err}; {_last_good(out)}") from None
+                improved = s.state.record(row)
+                if s.main:
                     # Ctrl-C waits until the epoch's files are whole and no writer holds a lock
-                    with _sigint_deferred():
+                    with _signals_deferred():
                         _print_epoch(row, config, improved)
-                        save_checkpoint(
-                            out / "last.pt",
-                            model_name,
-                            model_args,
-                            raw.state_dict(),
-                            **meta,
-                            epoch=epoch + 1,
-                            metrics=row,
-                            history=history,
-                            best_val_acc=best_acc,
-                            best_epoch=best_epoch,
-                            optimizer=optimizer.state_dict(),
-                            scheduler=schedule.state_dict(),
-                            scaler=scaler.state_dict() if scaler is not None else None,
-                            rng=_rng_state(),
-                        )
-                        if improved:
-                            _atomic_copy(out / "last.pt", out / "best.pt")
-                        write_metrics_csv(history, out / "metrics.csv")
-                        tb.log(row)
-                        if config.plots:
-                            plot_curves(history, out / "curves.png")
+                        save_epoch(s, row, improved, tb)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, row)
         except KeyboardInterrupt:
-            if main:
-                save_checkpoint(
-                    out / "interrupted.pt",
-                    model_name,
-                    model_args,
-                    raw.state_dict(),
-                    **meta,
-                    epoch=len(history),  # epochs completed; the current one was cut short
-                    history=history,
-                )
+            if s.main and _weights_finite(s.raw):
+                s.checkpoint(
+                    "interrupted", {"epoch": s.state.epoch, "history": s.state.history}
+                ).save(out / "interrupted.pt")
             raise
         finally:
-            with _sigint_deferred():
+            with _signals_deferred():
                 tb.close()
             if config.channels_last:  # hand the model back in the layout it came in
-                raw.to(memory_format=torch.contiguous_format)
+                s.raw.to(memory_format=torch.contiguous_format)
         return {
-            "history": history,
-            "best_val_acc": best_acc,
-            "best_epoch": best_epoch,
+            "history": s.state.history,
+            "best_val_acc": s.state.best_val_acc,
+            "best_epoch": s.state.best_epoch,
             "last": str(out / "last.pt"),
             "best": str(out / "best.pt"),
             "epochs_run": config.epochs - start_epoch,
         }
 
 
+def _weights_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _check_finite(s: Session, when: str) -> None:
+    if not _weights_finite(s.raw):
+        raise DivergedError(
+            f"training diverged: the weights are not finite {when} (step "
+            f"{s.state.epoch * len(s.loader)}); lower --lr or add --grad-clip; "
+            f"{_last_good(s.out)}"
+        )
+
+
+def _last_good(out: Path) -> str:
+    last = out / "last.pt"
+    if last.is_file():
+        return f"{last} (the last finished epoch) is left as it was"
+    return "no checkpoint was written"
+
+
+def _adopt_newer_best(state: TrainState, out: Path) -> None:
+    """A kill after best.pt and before last.pt leaves a best.pt one epoch ahead of last.pt: keep
+    its record, so that the resumed run compares against it and does not replace it with worse."""
+    best = out / "best.pt"
+    if not best.is_file():
+        return
+    try:
+        ckpt = Checkpoint.load(best)
+    except CheckpointError:
+        return  # a damaged best.pt: the next best epoch replaces it
+    if ckpt.epoch > state.epoch and ckpt.best_val_acc > state.best_val_acc:
+        state.best_val_acc, state.best_epoch = ckpt.best_val_acc, ckpt.best_epoch
+
+
+FAULT_ENV = "CNNZOO_FAULT_PAUSE"  # test-only fault injection: "POINT:SECONDS"
+
+
+def _fault_point(name: str) -> None:
+    """A fault-injection point, for the crash tests only: with ``CNNZOO_FAULT_PAUSE=NAME:SECONDS``
+    the process writes NAME to the file ``$CNNZOO_FAULT_FLAG`` (when set) and sleeps here, so that
+    a test can kill it at exactly this moment. Without the variable it does nothing."""
+    spec = os.environ.get(FAULT_ENV, "")
+    point, _, seconds = spec.partition(":")
+    if point != name:
+        return
+    flag = os.environ.get("CNNZOO_FAULT_FLAG")
+    if flag:
+        Path(flag).write_text(name)
+    time.sleep(float(seconds or 30))
+
+
+def _apply_threads(n: int | None) -> None:
+    """The run's CPU thread count (``TrainConfig.threads``); None leaves torch's setting."""
+    try:
+        from ..threads import apply_threads  # the library's thread policy, where it exists
+    except ImportError:
+        if n is not None:
+            torch.set_num_threads(n)
+        return
+    apply_threads(n)
+
+
 @contextlib.contextmanager
-def _sigint_deferred():
-    """Hold a Ctrl-C (SIGINT) until the block is done, then raise it as KeyboardInterrupt.
+def _signals_deferred():
+    """Hold a Ctrl-C (SIGINT) or SIGTERM until the block is done, then raise KeyboardInterrupt.
 
     A KeyboardInterrupt raised inside a writer can leave it broken: inside TensorBoard's queue
     bookkeeping it makes the final ``close()`` wait forever. Only the main thread can take
-    signals; elsewhere the block runs as is."""
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is None:
-        yield  # None: a handler not installed from Python, which could not be put back
+    signals; elsewhere the block runs as is. SIGTERM is held only where a handler of Python's is
+    installed for it (the command line's, which turns it into a KeyboardInterrupt)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if callable(handler):  # None: not installed from Python; SIG_DFL/SIG_IGN: leave them
+            previous[sig] = handler
     caught: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if caught:
         raise KeyboardInterrupt
+
+
+_sigint_deferred = _signals_deferred  # the older name
 
 
 @contextlib.contextmanager
@@ -372,26 +579,30 @@ def _deterministic_mode(config: TrainConfig):
         torch.use_deterministic_algorithms(was)
 
 
-def _resume_checkpoint(resume) -> dict | None:
-    if resume is None or isinstance(resume, dict):
+def _resume_checkpoint(resume) -> Checkpoint | None:
+    if resume is None or isinstance(resume, Checkpoint):
         return resume
+    if isinstance(resume, dict):
+        return Checkpoint.from_dict(resume)
     path = Path(resume)
     if path.is_dir():
         path = path / "last.pt"
-    ckpt = load_checkpoint(path)
-    for key in ("optimizer", "scheduler", "epoch"):
-        if ckpt.get(key) is None:
-            raise CheckpointError(
-                f"{path} cannot be resumed: it has no {key!r} state (not a last.pt)"
-            )
+    ckpt = Checkpoint.from_dict(load_checkpoint(path))
+    missing = [k for k in TRAIN_STATE_KEYS if (ckpt.train_state or {}).get(k) is None]
+    if missing or ckpt.kind == "interrupted":
+        raise CheckpointError(
+            f"{path} cannot be resumed: it has no {(missing or ['optimizer'])[0]!r} state "
+            f"(not a last.pt)"
+        )
     return ckpt
 
 
-def _aux_weight(config: TrainConfig, model: nn.Module, model_name: str) -> float:
+def _aux_weight(config: TrainConfig, model: nn.Module) -> float:
+    """The config's weight of the auxiliary losses, else the model's own (``aux_loss_weight``:
+    0.3 for GoogLeNet, 0.4 for Inception v3), else 0.3."""
     if config.aux_weight is not None:
         return config.aux_weight
-    own = getattr(model, "aux_loss_weight", None)
-    return float(own) if own is not None else AUX_WEIGHTS.get(model_name, DEFAULT_AUX_WEIGHT)
+    return float(getattr(model, "aux_loss_weight", DEFAULT_AUX_WEIGHT))
 
 
 def _rng_state() -> dict:
@@ -401,15 +612,8 @@ def _rng_state() -> dict:
     return state
 
 
-def _atomic_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
 def _print_epoch(row: dict, config: TrainConfig, improved: bool) -> None:
-    if not config.progress:
-        return
+    """The epoch's one-line summary (also with ``progress=False``, which drops only the bar)."""
     mark = " *" if improved else ""
     print(
         f"epoch {row['epoch']:>3}/{config.epochs}  lr {row['lr']:.3g}  "
@@ -420,4 +624,15 @@ def _print_epoch(row: dict, config: TrainConfig, improved: bool) -> None:
     )
 
 
-__all__ = ["AUX_WEIGHTS", "compute_loss", "fit", "seed_everything", "train_one_epoch"]
+__all__ = [
+    "DivergedError",
+    "Session",
+    "TrainState",
+    "compute_loss",
+    "fit",
+    "run_epoch",
+    "save_epoch",
+    "seed_everything",
+    "setup",
+    "train_one_epoch",
+]

@@ -66,3 +66,24 @@ def predict(
             names = [classes[j] if classes else str(j) for j in i.tolist()]
             results.append({"path": str(path), "top": list(zip(names, v.tolist(), strict=True))})
     return results
+
+
+def predict_checkpoint(
+    checkpoint: str | os.PathLike,
+    paths: Sequence[str | os.PathLike],
+    topk: int = 5,
+    device: torch.device | str = "auto",
+    strict: bool = False,
+    expect_model: str | None = None,
+) -> list[dict]:
+    """``predict`` with a checkpoint (or run directory) of its own preprocessing and classes."""
+    from ..errors import CheckpointError
+    from .assess import load_checkpoints
+    from .distributed import resolve_device
+
+    ((ckpt, model),) = load_checkpoints([checkpoint], expect_model)
+    if ckpt.preprocess is None:
+        raise CheckpointError(f"{checkpoint} has no preprocessing description; cannot predict")
+    dev = resolve_device(device)
+    model = model.to(dev)
+    return predict(model, paths, ckpt.preprocess.to_dict(), ckpt.classes, topk, dev, strict=strict)

@@ -118,10 +118,52 @@ def load_recipe(name_or_path: str) -> dict:
     return recipe
 
 
+def _field_kind(f) -> str:
+    """A ``TrainConfig`` field's base type name (``"float | None"`` -> ``"float"``)."""
+    return str(f.type).split(" ")[0]
+
+
+CASTS = {"int": int, "float": float, "str": str}
+DATA_KINDS = {"in_chans": "int", "val_fraction": "float", "img_size": "str", "model": "str",
+              "data": "str", "data_dir": "str", "augment": "str"}  # fmt: skip
+
+
+def checked_values(recipe: dict, name: str) -> dict:
+    """The recipe's values converted to each option's type (``"32"`` -> 32 for an int), the
+    ``about`` line and the ``model_arg`` table left as they are; a value of the wrong kind raises
+    ``CnnzooError`` naming the recipe and the key."""
+    kinds = {f.name: _field_kind(f) for f in fields(TrainConfig)} | DATA_KINDS
+    out = {}
+    for key, value in recipe.items():
+        kind = kinds.get(key)
+        if kind is None or value is None:  # about, model_arg
+            out[key] = value
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise CnnzooError(f"recipe {name}: {key} must be true or false, got {value!r}")
+            out[key] = value
+        else:
+            try:
+                if isinstance(value, bool):
+                    raise TypeError
+                out[key] = CASTS.get(kind, str)(value)
+            except (TypeError, ValueError):
+                article = "an" if kind == "int" else "a"
+                raise CnnzooError(
+                    f"recipe {name}: {key} must be {article} {kind}, got {value!r}"
+                ) from None
+    return out
+
+
+def config_values(recipe: dict, name: str) -> dict:
+    """The ``TrainConfig`` fields a recipe sets, checked (see ``checked_values``)."""
+    known = {f.name for f in fields(TrainConfig)}
+    return {k: v for k, v in checked_values(recipe, name).items() if k in known}
+
+
 def recipe_as_args(recipe: dict) -> list[str]:
     """The recipe as ``cnnzoo train`` arguments (for docs and for checking the two agree)."""
     out = [recipe["model"]] if "model" in recipe else []
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
     for key, value in recipe.items():
         if key in ("model", "about"):
             continue
@@ -129,9 +171,8 @@ def recipe_as_args(recipe: dict) -> list[str]:
         if key == "model_arg":
             for k, v in value.items():
                 out += ["--model-arg", f"{k}={v}"]
-        elif isinstance(value, bool):
-            if value != defaults.get(key, False):
-                out.append(flag if value else "--no-" + key.replace("_", "-"))
+        elif isinstance(value, bool):  # spelled out even where it is the default
+            out.append(flag if value else "--no-" + key.replace("_", "-"))
         else:
             out += [flag, str(value)]
     return out

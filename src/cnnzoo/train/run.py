@@ -1,0 +1,218 @@
+"""A run as one object: what ``cnnzoo train`` does, from Python.
+
+``Run.new("lenet5", "fashion-mnist", epochs=5)`` or ``Run.new(recipe="fashion-fast")`` resolves
+the model, the data description, the input size and augmentation and the ``TrainConfig`` exactly
+as the command line does; ``Run.resume("runs/x", epochs=30)`` continues a run as it was
+configured; ``run.train()`` loads the data, builds the model, trains with ``fit`` and scores the
+final weights on the test split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError, CnnzooError
+from ..runs import Checkpoint, DataSpec, RunLock, default_augment
+from .config import TrainConfig
+
+# what a resume may change: how long, where, and what is shown; everything else is the run's
+RESUME_MAY_CHANGE = ("epochs", "device", "progress", "tensorboard", "plots", "threads")
+
+
+@dataclass
+class Run:
+    """A training run: a model, its data, its configuration and its directory."""
+
+    out: Path  # the run directory (last.pt, best.pt, metrics.csv, ...)
+    model_name: str  # registered model name
+    model_args: dict  # create_model arguments (num_classes is added from the data)
+    data: DataSpec
+    config: TrainConfig
+    resume_from: Checkpoint | None = None  # the last.pt a resumed run continues
+    pretrained: bool = False  # start from the model's published weights
+
+    @classmethod
+    def new(
+        cls,
+        model: str | None = None,
+        data: str | None = None,
+        *,
+        out: str | os.PathLike | None = None,
+        recipe: str | None = None,
+        model_args: dict | None = None,
+        in_chans: int | None = None,
+        img_size: tuple[int, int] | None = None,
+        augment: str | None = None,
+        val_fraction: float | None = None,
+        data_dir: str | None = None,
+        limit: int | None = None,
+        pretrained: bool = False,
+        **config: Any,
+    ) -> Run:
+        """A new run. Left-out arguments come from ``recipe`` (a name of
+        ``cnnzoo.train.recipes.RECIPES`` or a .json/.toml file), then from the defaults: the
+        model's own input size, ``augment="auto"`` (``default_augment``), 10% validation and
+        ``TrainConfig``'s defaults. ``config`` holds ``TrainConfig`` fields (``epochs=5``...)."""
+        from ..registry import get_model_info
+        from .recipes import checked_values, load_recipe
+
+        r = checked_values(load_recipe(recipe), recipe) if recipe else {}
+        model, data = model or r.get("model"), data or r.get("data")
+        if not model or not data:
+            raise CnnzooError("give a model and data (or a recipe that names them)")
+        info = get_model_info(model)
+        args = {**dict(r.get("model_arg") or {}), **dict(model_args or {})}
+        if img_size is None and r.get("img_size"):
+            from ..notation import parse_size
+
+            img_size = parse_size(r["img_size"], option=f"recipe {recipe}: img_size").hw
+        # in_chans as a model argument means the same as in_chans here: the data follows the model
+        chans = in_chans or args.get("in_chans") or r.get("in_chans") or info.input_size[0]
+        hw = tuple(img_size) if img_size else tuple(info.input_size[1:])
+        augment = augment or r.get("augment") or "auto"
+        spec = DataSpec(
+            spec=data,
+            input_size=(int(chans), *hw),
+            data_dir=data_dir or r.get("data_dir"),
+            augment=default_augment(data) if augment == "auto" else augment,
+            val_fraction=val_fraction or r.get("val_fraction") or 0.1,
+            seed=0,
+            limit=limit,
+        )
+        cfg = TrainConfig.from_recipe(recipe, **config) if recipe else TrainConfig(**config)
+        spec = replace(spec, seed=cfg.seed)
+        out = Path(out or f"runs/{model}-{Path(data).name}")
+        return cls(out, model, {**args, "in_chans": int(chans)}, spec, cfg, None, pretrained)
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike, **changes: Any) -> Run:
+        """Continue the run in ``path`` (its directory or its ``last.pt``) as it was configured;
+        ``changes`` may set only ``RESUME_MAY_CHANGE`` (``epochs=30``, ``device="cuda"``...)."""
+        refused = sorted(set(changes) - set(RESUME_MAY_CHANGE))
+        if refused:
+            flags = ", ".join("--" + c.replace("_", "-") for c in refused)
+            raise CnnzooError(
+                f"--resume continues the run as it was configured; only --epochs, --device, "
+                f"--threads and the display options may change, got {flags}"
+            )
+        path = Path(path)
+        file = path / "last.pt" if path.is_dir() else path
+        if path.is_dir() and not file.is_file():
+            raise CheckpointError(
+                f"{path} holds no last.pt: no epoch of it finished, so there is nothing to resume"
+            )
+        ckpt = Checkpoint.from_dict(_load(file))
+        why = ckpt.why_not_resumable()
+        if why is not None:
+            raise CheckpointError(f"{file} cannot be resumed: {why}")
+        config = TrainConfig.from_dict({**(ckpt.config or {}), **changes})
+        return cls(file.parent, ckpt.model, dict(ckpt.model_args), ckpt.data, config, ckpt)
+
+    def load_data(self, strict: bool = False, download: bool = False, data_dir: str | None = None):
+        """The run's ``DataBundle``."""
+        return self.data.load(strict=strict, download=download, data_dir=data_dir)
+
+    def build_model(self, num_classes: int):
+        from ..registry import create_model
+
+        args = {**self.model_args, "num_classes": num_classes}
+        if self.pretrained:
+            return create_model(self.model_name, pretrained=True, **args)
+        return create_model(self.model_name, **args)
+
+    def train(
+        self,
+        strict: bool = False,
+        download: bool = False,
+        data_dir: str | None = None,
+        announce: Callable[[str], None] | None = None,
+    ) -> dict:
+        """Load the data, build the model, ``fit`` it and score the final weights on the test
+        split. ``announce`` receives a line saying what is being trained (main process only).
+        Returns ``fit``'s result with ``"test_acc_last"`` when the data has a test split.
+        Under torchrun every process calls it; the process group is set up and torn down here."""
+        from .distributed import cleanup_distributed, is_main_process, setup_distributed
+        from .evaluate import evaluate
+        from .loop import fit, seed_everything
+
+        distributed = setup_distributed()
+        try:
+            main = is_main_process()
+            with RunLock(self.out) if main else contextlib.nullcontext(), _sigterm_as_sigint():
+                seed_everything(self.config.seed, self.config.deterministic)
+                bundle = self.load_data(strict, download, data_dir)
+                if self.resume_from is None and (self.out / "last.pt").exists():
+                    raise CnnzooError(
+                        f"{self.out} already holds a run; use --resume {self.out} or another --out"
+                    )
+                model = self.build_model(bundle.num_classes)
+                args = {**self.model_args, "num_classes": bundle.num_classes}
+                if main and announce is not None:
+                    what = "resuming" if self.resume_from else "training"
+                    c, h, w = bundle.preprocess["input_size"]
+                    announce(
+                        f"{what} {self.model_name} on {bundle.name} from {bundle.source} "
+                        f"({len(bundle.train):,} train, {len(bundle.val):,} val images, "
+                        f"{bundle.num_classes} classes, input {h}x{w}x{c}) -> {self.out}"
+                    )
+                result = fit(
+                    model,
+                    bundle,
+                    self.config,
+                    self.out,
+                    model_name=self.model_name,
+                    model_args=args,
+                    resume=self.resume_from,
+                    data_args=self.data,
+                )
+                if main and bundle.test is not None and result["history"]:
+                    test = evaluate(model, bundle.test, bundle.classes, batch_size=256)
+                    result["test_acc_last"] = test["accuracy"]  # the final weights, not best.pt
+                return result
+        finally:
+            if distributed:
+                cleanup_distributed()
+
+    def interrupted_advice(self) -> str:
+        """What a user can do after an interruption: only what works."""
+        done = self.out / "interrupted.pt"
+        saved = f"weights so far in {done}" if done.is_file() else "no weights were saved"
+        if (self.out / "last.pt").is_file():
+            return (
+                f"interrupted; {saved}; `cnnzoo train --resume {self.out}` restarts from the "
+                f"last completed epoch ({self.out / 'last.pt'})"
+            )
+        return (
+            f"interrupted before the first epoch finished; {saved}; there is nothing to "
+            f"resume: run the same command again to start over"
+        )
+
+
+def _load(path: Path) -> dict:
+    from ..checkpoint import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+@contextlib.contextmanager
+def _sigterm_as_sigint():
+    """SIGTERM (a scheduler or `kill`) ends a run as Ctrl-C does: interrupted.pt, a clean exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
