@@ -13,6 +13,7 @@ from . import (
     mobilenet,  # noqa: F401
     nin,  # noqa: F401
     resnet,  # noqa: F401
+    resnet9,  # noqa: F401
     resnet_cifar,  # noqa: F401
     vgg,  # noqa: F401
     zfnet,  # noqa: F401
