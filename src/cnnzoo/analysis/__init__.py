@@ -174,7 +174,14 @@ def _layer(r: Row, hw: tuple[int, ...], batch: int) -> LayerStats:
         uncounted=dict(r.uncounted),
         shared=list(r.shared),
         inplace=r.inplace,
+        inputs=list(r.inputs),
+        input_shapes=[_per_sample(s, batch) for s in r.input_shapes],
     )
+
+
+def _per_sample(shape: tuple[int, ...], batch: int) -> tuple[int, ...]:
+    """A shape without its batch dimension (a tensor without one stays as it is)."""
+    return tuple(shape[1:]) if shape and shape[0] == batch else tuple(shape)
 
 
 def _final_field(layers: list[LayerStats]) -> tuple[int, bool]:

@@ -27,6 +27,8 @@ class LayerStats:
     uncounted: dict[str, int] = field(default_factory=dict)  # ops here not counted in MACs
     shared: list[str] = field(default_factory=list)  # parameters used here, counted elsewhere
     inplace: bool = False  # the op wrote into its input (no new activation storage)
+    inputs: list[int] = field(default_factory=list)  # rows whose outputs this one reads; -1: input
+    input_shapes: list[tuple[int, ...]] = field(default_factory=list)  # each as read, per sample
 
     @property
     def flops(self) -> int:

@@ -41,6 +41,10 @@ class Row:
     params: list[tuple[str, str, tuple[int, ...], int]] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)  # names of parameters counted on another row
     uncounted: dict[str, int] = field(default_factory=dict)
+    # The graph: rows whose outputs this row consumed (-1: the model's input), in the order first
+    # seen, and the shape of each tensor as consumed (after any view such as a flatten).
+    inputs: list[int] = field(default_factory=list)
+    input_shapes: list[tuple[int, ...]] = field(default_factory=list)
     output: torch.Tensor | None = None
     field: rfmod.Field | None = None
     inplace: bool = False
@@ -172,6 +176,9 @@ class _Recorder(TorchFunctionMode):
         self.keep: list[torch.Tensor] = [x]  # keeps ids unique while the pass runs
         self.storages: dict[int, int] = {}
         self._note_storage(x)
+        # The graph: which row made each tensor (None: the model's input), what each row consumed.
+        self.producer: dict[int, Row | None] = {id(x): None}
+        self.sources: dict[int, list[tuple[Row | None, tuple[int, ...]]]] = {}
 
     # --- module tracking (global hooks, installed by ``record``) ---
     def pre_hook(self, module: nn.Module, args) -> None:
@@ -188,6 +195,7 @@ class _Recorder(TorchFunctionMode):
         row = None
         if leaf:
             row = Row(name=self._unique(name), type=type(module).__name__, depth=_depth(name))
+            self._flow(row, _tensors(args), [])
         self.stack.append((module, row))
 
     def post_hook(self, module: nn.Module, args, output) -> None:
@@ -200,6 +208,7 @@ class _Recorder(TorchFunctionMode):
         for pname, p in module.named_parameters(recurse=False):
             self._attribute(row, p, pname)
         outs = _tensors(output)
+        self._flow(row, [], outs)
         row.output = outs[0] if outs else None
         if row.output is not None:
             row.field = self.fields.get(id(row.output))
@@ -260,6 +269,8 @@ class _Recorder(TorchFunctionMode):
             for t in outs:
                 self.fields[id(t)] = field_
                 self.keep.append(t)
+        if name in VIEW_OPS and outs:
+            self._flow(self._current_leaf_row(), inputs, outs)
         if name in VIEW_OPS or not outs:
             return out
         row = self._current_leaf_row()
@@ -276,6 +287,7 @@ class _Recorder(TorchFunctionMode):
             row.inplace = name.endswith("_") or kwargs.get("inplace") is True
             self._note_storage(outs[0])
             self.rows.append(row)
+        self._flow(row, inputs, outs)
         for t in inputs:
             if id(t) in self.param_names:
                 self._attribute(row, t, self.param_names[id(t)])
@@ -287,6 +299,26 @@ class _Recorder(TorchFunctionMode):
         else:
             row.macs += macs
         return out
+
+    def _flow(self, row: Row | None, inputs: list[torch.Tensor], outs: list[torch.Tensor]) -> None:
+        """Record the graph: ``row`` consumed ``inputs`` (tensors some row or the input made) and
+        made ``outs``. With no row (a view run by a container), the outputs are the first known
+        input's, seen through the view."""
+        known = [t for t in inputs if id(t) in self.producer]
+        if row is None:
+            if known:
+                for t in outs:
+                    self.producer[id(t)] = self.producer[id(known[0])]
+                    self.keep.append(t)
+            return
+        srcs = self.sources.setdefault(id(row), [])
+        for t in known:
+            src = self.producer[id(t)]
+            if src is not row and all(s is not src for s, _ in srcs):
+                srcs.append((src, tuple(t.shape)))
+        for t in outs:
+            self.producer[id(t)] = row
+            self.keep.append(t)
 
     def _attribute(self, row: Row, p: torch.Tensor, local: str) -> None:
         full = self.param_names.get(id(p))
@@ -327,6 +359,12 @@ def record(model: nn.Module, x_shape: tuple[int, ...], dtype: torch.dtype) -> Tr
     finally:
         for h in handles:
             h.remove()
+    index = {id(r): i for i, r in enumerate(rec.rows)}
+    for r in rec.rows:
+        for src, shape in rec.sources.get(id(r), []):
+            if src is None or id(src) in index:
+                r.inputs.append(-1 if src is None else index[id(src)])
+                r.input_shapes.append(shape)
     fields = [rec.fields[id(t)] for t in _tensors(out) if id(t) in rec.fields]
     unused = [n for n in param_names.values() if n not in rec.attributed]
     return Trace(rec.rows, x, fields, rec.storages, unused)
