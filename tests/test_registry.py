@@ -52,4 +52,4 @@ def test_cli_unknown_model_one_line(capsys):
 def test_cli_list(capsys):
     assert main(["list", "lenet*"]) == 0
     out = capsys.readouterr().out
-    assert "lenet5" in out and "61,706" in out and "1x32x32" in out
+    assert "lenet5" in out and "61,706" in out and "32x32x1" in out

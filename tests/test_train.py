@@ -445,4 +445,4 @@ def test_any_map_style_dataset_trains_like_the_in_memory_one(tmp_path):
         models.append(small_cnn())
         fit(models[-1], b, cfg, tmp_path / str(i), model_name="small", model_args={})
     a, b = models[0].state_dict(), models[1].state_dict()
-    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)

@@ -51,7 +51,10 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise _write_error(err, path, obj) from err
+        new = _write_error(err, path, obj)
+        if new is err:
+            raise
+        raise new from err
     if path.is_dir():
         raise CnnzooError(f"cannot write {path}: it is a directory")
     _remove_stale_temporaries(path)
@@ -70,14 +73,20 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         finally:
             os.close(dir_fd)
     except OSError as err:
-        raise _write_error(err, path, obj) from err
+        new = _write_error(err, path, obj)
+        if new is err:
+            raise
+        raise new from err
     except RuntimeError as err:
         # torch.save's zip writer turns a failed write (a full disk) into a RuntimeError of its
         # own while closing the archive; the OSError it met is in the exception's context.
         cause = _os_error_in_chain(err)
         if cause is None:
             raise
-        raise _write_error(cause, path, obj) from err
+        new = _write_error(cause, path, obj)
+        if new is cause:
+            raise
+        raise new from err
     finally:
         if tmp is not None:  # any failure, KeyboardInterrupt included: no temporary file stays
             Path(tmp).unlink(missing_ok=True)
@@ -146,7 +155,7 @@ def _megabytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e6:.3f} MB"
 
 
-def _write_error(err: OSError, path: Path, obj: Any) -> CnnzooError:
+def _write_error(err: OSError, path: Path, obj: Any) -> Exception:
     """One line for an ``OSError`` met writing ``path``, naming the file and what to do."""
     where = path.parent
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -169,8 +178,9 @@ def _write_error(err: OSError, path: Path, obj: Any) -> CnnzooError:
         return CnnzooError(f"cannot write {path}: {blocker} is a file, not a directory")
     if err.errno == errno.EISDIR:
         return CnnzooError(f"cannot write {path}: it is a directory")
-    reason = err.strerror or type(err).__name__
-    return CnnzooError(f"cannot write {path}: {reason}")
+    if err.errno is None:  # not the system's word on the disk: keep it, with its traceback
+        return err
+    return CnnzooError(f"cannot write {path}: {err.strerror or type(err).__name__}")
 
 
 def save_checkpoint(

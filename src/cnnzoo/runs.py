@@ -319,7 +319,7 @@ class Checkpoint:
 
         try:
             model = create_model(self.model, **{**self.model_args, **overrides})
-        except CnnzooError as err:
+        except (TypeError, ValueError) as err:  # the file's arguments: data, not code
             raise CheckpointError(f"the checkpoint's model cannot be built: {err}") from None
         load_state_dict_checked(model, self.state_dict, source=f"checkpoint of {self.model!r}")
         return model

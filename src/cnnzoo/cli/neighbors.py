@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ._args import nonneg_int, positive_int
+from ._args import nonneg_int, output_file, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-k", type=positive_int, default=8, help="neighbours per query (default: 8)")
     p.add_argument("--metric", choices=["l2", "cosine"], default="l2")
-    p.add_argument("--grid", metavar="PNG", help="draw each query and its neighbours")
+    p.add_argument(
+        "--grid", type=output_file, metavar="PNG", help="draw each query and its neighbours"
+    )
     p.add_argument(
         "--eval-queries",
         type=nonneg_int,

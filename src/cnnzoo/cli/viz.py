@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._args import nonneg_int, positive_int
+from ._args import nonneg_int, output_file, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="filter",
         help="filter: each filter stretched to full contrast; global: one range",
     )
-    f.add_argument("--out", default="filters.png", help="PNG file (default: filters.png)")
+    f.add_argument(
+        "--out", type=output_file, default="filters.png", help="PNG file (default: filters.png)"
+    )
     f.set_defaults(func=cmd_filters)
 
     a = vsub.add_parser("activations", help="a layer's activation maps for one image")
@@ -50,7 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument(
         "--max-maps", type=positive_int, default=64, help="maps drawn at most (default: 64)"
     )
-    a.add_argument("--out", default="activations.png", help="PNG file (default: activations.png)")
+    a.add_argument(
+        "--out",
+        type=output_file,
+        default="activations.png",
+        help="PNG file (default: activations.png)",
+    )
     a.set_defaults(func=cmd_activations)
 
 

@@ -51,7 +51,10 @@ def build_optimizer(
         raise ValueError("the model has no trainable parameters (all have requires_grad=False)")
     wd = config.weight_decay
     if config.opt == "sgd":
-        kind, kwargs = torch.optim.SGD, {"momentum": config.momentum, "nesterov": config.nesterov}
+        kind, kwargs = (
+            torch.optim.SGD,
+            {"momentum": config.momentum, "nesterov": config.nesterov and config.momentum > 0},
+        )
     elif config.opt == "rmsprop":  # TensorFlow-style constants, as torchvision's references use
         kind, kwargs = (
             torch.optim.RMSprop,
