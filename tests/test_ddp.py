@@ -36,7 +36,8 @@ rank = dist_info()[0]
 torch.manual_seed(0)
 bundle = load_data("digits", input_size=(1, 32, 32), limit=96)
 model = cnnzoo.create_model("lenet5")
-cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, momentum=0.0, weight_decay=0.0,
+cfg = TrainConfig(epochs=1, batch_size=16, lr=0.1, momentum=0.0, weight_decay=0.0, sched="none",
+                  label_smoothing=0.0, nesterov=False,
                   progress=False, tensorboard=False, plots=False)
 fit(model, bundle, cfg, out, model_name="lenet5", model_args={})
 torch.save(model.state_dict(), f"{out}/../rank{rank}.pt")
