@@ -111,14 +111,19 @@ def one_line_warnings() -> None:
     warnings.formatwarning = lambda msg, cat, *a, **k: f"cnnzoo: warning: {msg}\n"
 
 
-def parse_model_args(items: list[str]) -> dict:
+def parse_model_args(items: list[str], option: str = "--model-arg") -> dict:
+    """``["act=relu6", "width_mult=0.5"]`` -> ``{"act": "relu6", "width_mult": 0.5}``.
+
+    Values are Python literals read with ``ast.literal_eval``, which evaluates nothing else;
+    anything that is not a literal is kept as a string.
+    """
     from ..errors import CnnzooError
 
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier():
-            raise CnnzooError(f"--model-arg takes KEY=VALUE, got {item!r}")
+            raise CnnzooError(f"{option} takes KEY=VALUE (e.g. act=relu6), got {item!r}")
         try:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import ast
-from typing import Any
 
 from ._args import nonneg_int, output_file
+from ._options import parse_model_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,31 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_convert)
 
 
-def parse_model_args(items: list[str]) -> dict[str, Any]:
-    """``["act=relu6", "width_mult=0.5"]`` -> ``{"act": "relu6", "width_mult": 0.5}``.
-
-    Values are Python literals (numbers, booleans, tuples, None) read with ``ast.literal_eval``,
-    which evaluates nothing else; anything that is not a literal is kept as a string.
-    """
-    from ..errors import CnnzooError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.isidentifier():
-            raise CnnzooError(f"--arg takes KEY=VALUE (e.g. act=relu6), got {item!r}")
-        try:
-            out[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            out[key] = text
-    return out
-
-
 def cmd_convert(args: argparse.Namespace) -> int:
     from ..errors import CnnzooError
     from ..pretrained import convert_weights
 
-    model_args = parse_model_args(args.arg)
+    model_args = parse_model_args(args.arg, option="--arg")
     if "num_classes" in model_args:
         raise CnnzooError("give the class count with --num-classes, not --arg num_classes=N")
     result = convert_weights(
