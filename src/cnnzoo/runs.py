@@ -236,6 +236,8 @@ class Checkpoint:
             return "it was made by `cnnzoo finetune`, which cannot be resumed"
         if self.kind == "interrupted":
             return "it holds the weights of an interrupted epoch, not a finished one"
+        if self.kind == "best":  # resuming it would overwrite the run's later last.pt
+            return "it is the run's best epoch, not its last; resume the run's last.pt"
         missing = [k for k in TRAIN_STATE_KEYS if (self.train_state or {}).get(k) is None]
         if missing:
             return f"it has no {missing[0]!r} state (not a last.pt)"

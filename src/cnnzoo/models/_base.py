@@ -20,6 +20,7 @@ from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint, checkpoint_sequential
 
 from ..errors import CnnzooError, InputTooSmallError, ModelArgumentError
+from ..notation import format_size
 from .features import FeatureInfo, resolve_indices
 from .layers import POOL_TYPES, GlobalPool, check_choice, check_count
 
@@ -346,7 +347,7 @@ def raise_if_too_small(model: nn.Module, x: torch.Tensor, err: RuntimeError) -> 
 
 def _raise_too_small(model: nn.Module, x: torch.Tensor, err: RuntimeError) -> None:
     layer, shape = _failing_layer(model, x)
-    size = "x".join(str(s) for s in x.shape[1:])
+    size = format_size(tuple(x.shape[1:]))
     where = f"layer {layer} gets a {shape} input and its output would be empty"
     smallest = _smallest_square_input(model, x)
     fix = f"; the smallest square input it accepts is {smallest}x{smallest}" if smallest else ""
@@ -363,7 +364,7 @@ def _failing_layer(model: nn.Module, x: torch.Tensor) -> tuple[str, str]:
     def note(name: str):
         def hook(_module: nn.Module, args: tuple) -> None:
             if args and isinstance(args[0], torch.Tensor):
-                shape = "x".join(str(s) for s in args[0].shape[1:])
+                shape = format_size(tuple(args[0].shape[1:]))
                 entered.append((f"'{name}' ({type(_module).__name__})", shape))
 
         return hook

@@ -1,0 +1,309 @@
+"""Faults around a training run: poisoned steps, kills between the checkpoint writes, two writers
+on one run directory, resumes that would change the run, SIGTERM, and data that looks fine but is
+not. What each case guarantees is written down in docs/training.md ("What survives a fault")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from cnnzoo.checkpoint import load_checkpoint
+from cnnzoo.cli import main as cli
+from cnnzoo.data import load_data
+from cnnzoo.errors import CnnzooError
+from cnnzoo.registry import create_model
+from cnnzoo.runs import Checkpoint
+from cnnzoo.train import TrainConfig, fit
+from cnnzoo.train.loop import DivergedError
+from cnnzoo.train.run import Run
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# a run small enough to take a second or two: 64 digits at LeNet-5's 32x32
+QUICK = ["--data", "digits", "--limit", "64", "--batch-size", "32", "--threads", "1"]
+QUIET = ["--no-progress", "--no-tensorboard", "--no-plots"]
+
+
+def train_cli(out: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "cnnzoo", "train", "lenet5", *QUICK, *QUIET, "--out", str(out)]
+    return subprocess.Popen(
+        [*cmd, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def one_line_error(capsys, argv: list[str]) -> str:
+    """Run the CLI in this process; assert exit status 2 and one line on stderr, no traceback."""
+    with pytest.raises(SystemExit) as exc:
+        rc = cli(argv)
+        raise SystemExit(rc)
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def finite(path: Path) -> bool:
+    sd = load_checkpoint(path)["state_dict"]
+    return all(bool(torch.isfinite(t).all()) for t in sd.values() if t.is_floating_point())
+
+
+# --- impossible values are refused before anything is written -----------------------------
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--lr", "nan"),
+        ("--lr", "inf"),
+        ("--lr", "-0.1"),
+        ("--grad-clip", "-1"),
+        ("--gamma", "-1"),
+        ("--momentum", "-5"),
+        ("--weight-decay", "nan"),
+        ("--warmup-epochs", "-1"),
+        ("--threads", "-1"),
+        ("--threads", "0"),
+        ("--epochs", "0"),
+    ],
+)
+def test_impossible_values_are_refused_up_front(tmp_path, capsys, option, value):
+    out = tmp_path / "run"
+    err = one_line_error(capsys, ["train", "lenet5", *QUICK, "--out", str(out), option, value])
+    assert option in err
+    assert not out.exists()  # nothing was created
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("lr", float("nan")), ("lr", float("inf")), ("grad_clip", -1.0), ("gamma", -1.0),
+     ("momentum", -5.0), ("weight_decay", float("inf")), ("threads", -1), ("warmup_epochs", -1)],
+)  # fmt: skip
+def test_the_python_config_refuses_them_too(field, value):
+    with pytest.raises(CnnzooError, match=field):
+        TrainConfig(**{field: value})
+
+
+# --- a diverging run stops and never writes non-finite weights -----------------------------
+
+
+def test_a_huge_rate_stops_with_one_line_and_writes_no_checkpoint(tmp_path, capsys):
+    """--lr 1e300 is a finite number, so only the weights show that the step destroyed them."""
+    out = tmp_path / "run"
+    err = one_line_error(capsys, ["train", "lenet5", *QUICK, *QUIET, "--out", str(out),
+                                  "--epochs", "1", "--lr", "1e300"])  # fmt: skip
+    assert "diverged" in err and "step" in err and "no checkpoint was written" in err
+    assert not (out / "best.pt").exists() and not (out / "last.pt").exists()
+
+
+def test_divergence_after_a_good_epoch_leaves_its_checkpoints_intact(tmp_path):
+    """The weights go bad after epoch 1 (as a step with an absurd rate would make them): the run
+    stops naming the step, and epoch 1's best.pt and last.pt stay byte for byte as they were."""
+    bundle = load_data("digits", input_size=(1, 32, 32), limit=64)
+    model = create_model("lenet5", num_classes=10, in_chans=1)
+    config = TrainConfig(epochs=3, batch_size=32, tensorboard=False, plots=False, progress=False)
+    out = tmp_path / "run"
+    saved = {}
+
+    def poison(epoch, row):
+        if epoch == 1:
+            saved.update({n: (out / n).read_bytes() for n in ("best.pt", "last.pt")})
+            with torch.no_grad():
+                next(model.parameters()).fill_(float("inf"))
+
+    with pytest.raises(DivergedError, match=r"step \d+") as exc:
+        fit(model, bundle, config, out, model_name="lenet5", model_args={}, on_epoch_end=poison)
+    assert "last.pt" in str(exc.value) and "left as it was" in str(exc.value)
+    for name, data in saved.items():
+        assert (out / name).read_bytes() == data, name
+        assert finite(out / name)
+    assert not (out / "interrupted.pt").exists()
+
+
+# --- kills, second writers and stale locks --------------------------------------------------
+
+
+def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while not path.exists():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise AssertionError(f"{path.name} never appeared: {proc.communicate()}")
+        time.sleep(0.05)
+
+
+def test_sigkill_between_best_and_last_loses_nothing_and_the_lock_is_not_stale(tmp_path, capsys):
+    """The window between the two writes of an improved epoch, hit exactly: the process pauses
+    there (a test-only fault point), a second trainer is refused naming it, then it is killed with
+    SIGKILL. The newer best.pt survives, the dead process's lock does not block the resume, and
+    the resumed run keeps the best weights it found."""
+    out = tmp_path / "run"
+    assert cli(["train", "lenet5", *QUICK, *QUIET, "--epochs", "1", "--out", str(out)]) == 0
+    flag = tmp_path / "flag"
+    pause = {"CNNZOO_FAULT_PAUSE": "between-best-and-last:120", "CNNZOO_FAULT_FLAG": str(flag)}
+    resume = ["train", "--resume", str(out), *QUIET, "--epochs"]
+    cmd = [sys.executable, "-m", "cnnzoo", *resume, "12"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, **pause})
+    try:
+        wait_for(flag, proc)
+        # a second writer on the same directory is refused at once, naming the holder
+        capsys.readouterr()
+        err = one_line_error(capsys, ["train", "lenet5", *QUICK, "--out", str(out)])
+        assert f"PID {proc.pid}" in err
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+    best, last = load_checkpoint(out / "best.pt"), load_checkpoint(out / "last.pt")
+    killed_best = best["best_val_acc"]
+    assert best["epoch"] == last["epoch"] + 1  # best.pt is the epoch last.pt never saw
+    assert killed_best > last["best_val_acc"]
+    assert (out / ".lock").exists()  # the dead process's lock file: stale, but no obstacle
+    assert cli([*resume, str(best["epoch"])]) == 0
+    final = load_checkpoint(out / "best.pt")
+    assert final["best_val_acc"] >= killed_best
+    assert load_checkpoint(out / "last.pt")["best_val_acc"] == final["best_val_acc"]
+
+
+def test_sigterm_saves_and_exits_as_ctrl_c_does(tmp_path):
+    out = tmp_path / "run"
+    proc = train_cli(out, "--epochs", "1000")
+    try:
+        wait_for(out / "last.pt", proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and f"--resume {out}" in err
+    assert (
+        load_checkpoint(out / "interrupted.pt")["epoch"]
+        >= load_checkpoint(out / "last.pt")["epoch"]
+    )
+
+
+def test_interrupted_before_the_first_epoch_advises_no_resume(tmp_path):
+    run = Run.new("lenet5", "digits", out=tmp_path / "run")
+    assert "--resume" not in run.interrupted_advice()
+    assert "nothing to resume" in run.interrupted_advice()
+
+
+# --- a resume continues the run as it was configured ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("resume") / "run"
+    assert cli(["train", "lenet5", *QUICK, *QUIET, "--epochs", "1", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ["--data", "fashion-mnist"],
+        ["--img-size", "28"],
+        ["--augment", "none"],
+        ["--model-arg", "act=tanh"],
+        ["--limit", "32"],
+        ["--val-fraction", "0.2"],
+        ["--out", "elsewhere"],
+        ["--lr", "0.5"],
+        ["--recipe", "lenet-91"],
+    ],
+)
+def test_resume_refuses_what_would_change_the_run(finished_run, capsys, change):
+    before = (finished_run / "last.pt").read_bytes()
+    err = one_line_error(capsys, ["train", "--resume", str(finished_run), "--epochs", "2", *change])
+    assert change[0] in err
+    assert (finished_run / "last.pt").read_bytes() == before
+
+
+def interrupted_copy(run: Path, tmp_path: Path) -> Path:
+    """What fit writes on Ctrl-C: a last.pt's contents marked as an interrupted epoch."""
+    ckpt = Checkpoint.from_dict(load_checkpoint(run / "last.pt"))
+    replace(ckpt, kind="interrupted").save(tmp_path / "interrupted.pt")
+    return tmp_path / "interrupted.pt"
+
+
+def finetune_run(run: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "ft"
+    argv = ["finetune", str(run / "best.pt"), "--data", "digits", "--limit", "64", *QUIET,
+            "--no-probe", "--epochs", "1", "--out", str(out)]  # fmt: skip
+    assert cli(argv) == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    "make, why",
+    [
+        (interrupted_copy, "interrupted epoch"),
+        (lambda run, tmp: run / "best.pt", "best epoch, not its last"),
+        (finetune_run, "finetune"),
+        (lambda run, tmp: tmp, "no last.pt"),
+    ],
+    ids=["interrupted", "best", "finetune", "empty-dir"],
+)
+def test_resuming_something_that_is_not_a_run_is_one_line(finished_run, tmp_path, capsys, make,
+                                                          why):  # fmt: skip
+    target = make(finished_run, tmp_path)
+    capsys.readouterr()
+    err = one_line_error(capsys, ["train", "--resume", str(target), "--epochs", "2"])
+    assert why in err, err
+
+
+def test_the_thread_count_travels_with_the_run(tmp_path):
+    """A deterministic run resumed without repeating --threads equals the uninterrupted run bit
+    for bit: the thread count (which changes float summation order) is stored with the run."""
+    det = [*QUICK, *QUIET, "--deterministic", "--sched", "none"]  # a rate that ignores --epochs
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert cli(["train", "lenet5", *det, "--epochs", "2", "--out", str(whole)]) == 0
+    assert cli(["train", "lenet5", *det, "--epochs", "1", "--out", str(part)]) == 0
+    assert load_checkpoint(part / "last.pt")["config"]["threads"] == 1
+    torch.set_num_threads(2)  # what the resuming process would start with on this machine
+    assert cli(["train", "--resume", str(part), "--epochs", "2", *QUIET]) == 0
+    assert torch.get_num_threads() == 1
+    a = load_checkpoint(whole / "last.pt")["state_dict"]
+    b = load_checkpoint(part / "last.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# --- data that looks fine but is not --------------------------------------------------------
+
+
+def image_folder(root: Path, counts: dict[str, int]) -> Path:
+    g = torch.Generator().manual_seed(0)
+    for cls, n in counts.items():
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            px = (torch.rand(8, 8, 3, generator=g) * 255).to(torch.uint8).numpy()
+            Image.fromarray(px).save(root / cls / f"{i}.png")
+    return root
+
+
+def test_a_single_class_is_refused(tmp_path, capsys):
+    data = image_folder(tmp_path / "one", {"cat": 6})
+    err = one_line_error(capsys, ["train", "lenet5", "--data", str(data), *QUIET, "--epochs", "1",
+                                  "--out", str(tmp_path / "run")])  # fmt: skip
+    assert "1 class" in err and "cat" in err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_every_class_keeps_a_training_image(tmp_path):
+    """With 50% validation, one random draw over all 12 images could take both of "rare"'s two
+    images (and does, for some seeds); the split per class never does."""
+    data = image_folder(tmp_path / "data", {"common": 10, "rare": 2})
+    for seed in range(20):
+        bundle = load_data(str(data), input_size=(3, 8, 8), val_fraction=0.5, seed=seed)
+        train = torch.as_tensor(bundle.train.labels)
+        val = torch.as_tensor(bundle.val.labels)
+        assert (train == 1).sum() == 1 and (val == 1).sum() == 1, seed
+        assert len(train) + len(val) == 12 and len(val) == 6
