@@ -1,3 +1,6 @@
+import os
+import subprocess
+
 import pytest
 import torch
 
@@ -16,3 +19,28 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder where creating a file really fails, root included: a read-only tmpfs (root), or
+    a folder without write permission (other users); skipped where neither holds."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True
+    ).returncode == 0  # fmt: skip
+    if not mounted:
+        ro.chmod(0o555)
+    try:
+        (ro / "probe").touch()
+    except OSError:
+        pass
+    else:
+        (ro / "probe").unlink()
+        pytest.skip("no way to make a read-only folder here")
+    yield ro
+    if mounted:
+        subprocess.run(["umount", str(ro)], check=True)
+    else:
+        ro.chmod(0o755)

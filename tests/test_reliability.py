@@ -351,31 +351,6 @@ def test_disk_full_on_a_real_small_tmpfs(small_tmpfs, capsys):
     assert sorted(p.name for p in small_tmpfs.iterdir()) == ["filler", "weights.pt"]
 
 
-@pytest.fixture
-def read_only_dir(tmp_path):
-    """A folder where creating a file really fails, root included: a read-only tmpfs (root), or
-    a folder without write permission (other users); skipped where neither holds."""
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    mounted = os.geteuid() == 0 and subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(ro)], capture_output=True
-    ).returncode == 0  # fmt: skip
-    if not mounted:
-        ro.chmod(0o555)
-    try:
-        (ro / "probe").touch()
-    except OSError:
-        pass
-    else:
-        (ro / "probe").unlink()
-        pytest.skip("no way to make a read-only folder here")
-    yield ro
-    if mounted:
-        subprocess.run(["umount", str(ro)], check=True)
-    else:
-        ro.chmod(0o755)
-
-
 def test_atomic_save_on_a_read_only_disk_or_under_a_file(read_only_dir, tmp_path):
     with pytest.raises(CnnzooError, match="cannot write .*ro/last.pt") as err:
         atomic_save({"w": torch.ones(1)}, read_only_dir / "last.pt")

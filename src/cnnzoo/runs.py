@@ -442,14 +442,17 @@ def _default_size(name: str, model: nn.Module) -> tuple[int, int, int]:
 
 # --- the run directory's lock ------------------------------------------------------------------
 
-_HELD: dict[str, list] = {}  # run directory -> [open lock file, how many holders in this process]
+_HELD: dict[str, list] = {}  # run directory -> [lock file, holders in this process, created it]
 
 
 class RunLock:
     """An exclusive lock on a run directory (``fcntl.flock`` on ``RUN/.lock``), held while a
     process writes the run. A second process fails at once with a ``CnnzooError`` naming the
     holder's PID. The kernel drops the lock when its holder dies, so a killed run's directory is
-    free again at once: a stale lock file never blocks a resume. Re-entrant within a process."""
+    free again at once: a stale lock file never blocks a resume. Re-entrant within a process.
+
+    A run that fails before writing anything leaves nothing behind: on release, a directory that
+    holds only the lock loses the lock file, and the directory too when the lock created it."""
 
     def __init__(self, run_dir: str | os.PathLike) -> None:
         self.dir = Path(run_dir)
@@ -463,8 +466,9 @@ class RunLock:
         try:
             import fcntl
         except ImportError:  # no flock (Windows): no lock
-            _HELD[self.key] = [None, 1]
+            _HELD[self.key] = [None, 1, False]
             return self
+        created = not self.dir.exists()
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             f = open(self.dir / ".lock", "a+")  # noqa: SIM115  (held until __exit__)
@@ -486,7 +490,7 @@ class RunLock:
         f.truncate()
         f.write(f"{os.getpid()}\n")
         f.flush()
-        _HELD[self.key] = [f, 1]
+        _HELD[self.key] = [f, 1, created]
         return self
 
     def __exit__(self, *exc) -> None:
@@ -495,7 +499,17 @@ class RunLock:
         if held[1] == 0:
             del _HELD[self.key]
             if held[0] is not None:
+                self._tidy(created=held[2])  # still holding the lock: no one else can start
                 held[0].close()  # closing the file releases the flock
+
+    def _tidy(self, created: bool) -> None:
+        try:
+            if {p.name for p in self.dir.iterdir()} == {".lock"}:
+                (self.dir / ".lock").unlink()
+                if created:
+                    self.dir.rmdir()
+        except OSError:
+            pass  # tidying is a courtesy: a folder that cannot be tidied stays as it is
 
 
 # --- the images of a dataset, in a fixed order -------------------------------------------------
@@ -614,6 +628,8 @@ def save_features(
 
 def load_features(path: str | os.PathLike) -> dict:
     """A file written by ``save_features`` as a dict of tensors, lists and the ``meta`` dict."""
+    import zipfile
+
     import numpy as np
 
     path = Path(path)
@@ -622,8 +638,8 @@ def load_features(path: str | os.PathLike) -> dict:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as err:
-        raise CnnzooError(f"{path} is not a features .npz file: {err}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise CnnzooError(f"{path} is not a whole features .npz file: {err}") from None
     missing = set(FEATURE_KEYS) - set(data)
     if missing:
         raise CnnzooError(

@@ -34,6 +34,9 @@ def open_image(path: str | Path, channels: int) -> torch.Tensor:
     bomb: a small file that would decode to gigabytes) is refused before it is decoded.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # a pipe would block the read, a folder fail late
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise DataError(f"{path} is {kind}; give an image file")
     try:
         with _bomb_is_error(), Image.open(path) as img:
             img = ImageOps.exif_transpose(img)  # camera photos: upright as a viewer shows them

@@ -39,22 +39,27 @@ def predict(
 ) -> list[dict]:
     """Top-``topk`` classes of each image: ``[{"path", "top": [(class, probability), ...]}]``.
 
-    An unreadable file is skipped with a ``DataWarning`` naming it (``strict``: an error)."""
+    An unreadable file is skipped with a ``DataWarning`` naming it (``strict``: an error); when
+    every file is unreadable, the error names the first and why."""
     if topk < 1:
         raise ValueError(f"topk must be at least 1, got {topk}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    images, kept = [], []
+    images, kept, failed = [], [], []
     for path in expand_images(paths):
         try:
             images.append(load_image(path, preprocess))
         except DataError as err:
             if strict:
                 raise
-            warnings.warn(f"skipped: {err}", DataWarning, stacklevel=2)
+            failed.append(err)
             continue
         kept.append(path)
     if not images:
-        raise DataError("no readable images to predict")
+        first = f": {failed[0]}" if failed else ""
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise DataError(f"no readable images to predict{first}{more}")
+    for err in failed:
+        warnings.warn(f"skipped: {err}", DataWarning, stacklevel=2)
     model.eval()
     results = []
     for start in range(0, len(images), batch_size):
