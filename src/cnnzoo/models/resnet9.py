@@ -106,7 +106,7 @@ class ResNet9(ZooModel):
         self.layer2 = ConvBNAct(w1, w2, act, True, pbb)
         self.layer3 = nn.Sequential(ConvBNAct(w2, w3, act, True, pbb), Residual(w3, act))
         self.pool = nn.AdaptiveMaxPool2d(1)
-        self.fc = nn.Linear(w3, num_classes, bias=False) if num_classes else nn.Identity()
+        self.fc = self.new_head(num_classes)
         self.init_weights()
 
     def init_weights(self) -> None:
@@ -128,13 +128,11 @@ class ResNet9(ZooModel):
         x = torch.flatten(self.pool(x), 1)  # N x 512
         return x if pre_logits else self.fc(x) * self.logit_scale
 
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        fc = nn.Linear(self.num_features, num_classes, bias=False) if num_classes else None
-        self.fc = fc if fc is not None else nn.Identity()
+    def new_head(self, num_classes: int) -> nn.Module:
+        """Page's classifier has no bias (the 0.125 logit scale follows it in forward_head)."""
+        return (
+            nn.Linear(self.num_features, num_classes, bias=False) if num_classes else nn.Identity()
+        )
 
 
 @register_model(input_size=(3, 32, 32))
