@@ -141,8 +141,10 @@ def profile_column(profile: Mapping, report: Report) -> dict:
     backward: list[float | None] = [None] * len(report.layers)
     for entry in profile["rows"]:
         i = entry.get("row")
-        if not isinstance(i, int) or not 0 <= i < len(times) or (
-            entry.get("module") != report.layers[i].name
+        if (
+            not isinstance(i, int)
+            or not 0 <= i < len(times)
+            or (entry.get("module") != report.layers[i].name)
         ):
             raise CnnzooError(
                 f"the profile is not of this model at this input: its row {i} is "

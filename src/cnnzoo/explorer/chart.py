@@ -75,7 +75,9 @@ def complexity_svg(rows: list[dict], href: dict[str, str]) -> tuple[str, list[st
         f'<text class="axis" transform="translate(18 {_TOP + plot_h / 2}) rotate(-90)" '
         'text-anchor="middle">published ImageNet top-1 (%)</text>'
     )
-    centres = [(px(x), py(y), radius(r["params"])) for x, y, r in zip(gmacs, top1, shown, strict=True)]
+    centres = [
+        (px(x), py(y), radius(r["params"])) for x, y, r in zip(gmacs, top1, shown, strict=True)
+    ]
     boxes = [(cx - rad, cy - rad, 2 * rad, 2 * rad) for cx, cy, rad in centres]
     for k, (r, (cx, cy, rad)) in enumerate(zip(shown, centres, strict=True)):
         tip = (f"{r['name']}: top-1 {r['reference']['top1']:g}% [{r['reference']['source']}], "
