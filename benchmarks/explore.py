@@ -59,8 +59,10 @@ def _screenshots(driver, site: Path) -> list[str]:
         "const n = [...document.querySelectorAll('#graph .node')]"
         ".find(e => e.textContent.includes('inception3a.cat'));"
         "n.dispatchEvent(new MouseEvent('click', {bubbles: true}));"
-        "document.getElementById('graph').scrollTop = n.getBBox().y - 260;"
         "document.querySelector('.two').scrollIntoView();"
+        "const g = document.getElementById('graph');"
+        "g.scrollTop += n.getBoundingClientRect().top - g.getBoundingClientRect().top - 300;"
+        "g.scrollLeft += n.getBoundingClientRect().left - g.getBoundingClientRect().left - 300;"
     )
     driver.save_screenshot(str(img / "explorer-graph.png"))
     _load_ms(driver, site / "alexnet.html")

@@ -34,6 +34,11 @@
     return n + " B";
   }
   const rfText = (rf, glob) => (glob ? "global" : String(rf));
+  const measure = document.createElement("canvas").getContext("2d");
+  function textWidth(t, font) { // pixels of text in a CSS font, for the layout and the columns
+    if (measure.font !== font) measure.font = font;
+    return measure.measureText(t).width;
+  }
   function onActivate(e, fn) { // click, or Enter / Space from the keyboard
     e.addEventListener("click", fn);
     e.addEventListener("keydown", (ev) => {
@@ -62,21 +67,22 @@
   const esc = (t) => String(t).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
   function table(cols, rows, opts) {
     const max = {}, width = {};
+    const font = getComputedStyle(document.body).fontFamily;
     for (const c of cols) {
       if (c.bar) max[c.key] = Math.max(1e-12, ...rows.map((r) => c.value(r) || 0));
-      width[c.key] = Math.max(c.title.length + 2, ...rows.map((r) => String(c.cell(r)).length)) + 3;
+      const cellFont = c.cls === "formula" ? "15px ui-monospace, 'DejaVu Sans Mono', monospace" : `17px ${font}`;
+      width[c.key] = Math.max(textWidth(c.title + " \u25BC", `600 17px ${font}`),
+        ...rows.map((r) => textWidth(String(c.cell(r)), cellFont))) + 24; // + the cell's padding
     }
     const html = rows.map((r, i) => {
       const id = opts.rowId ? opts.rowId(r, i) : i;
       const cells = cols.map((c) => {
-        const cls = ["cell", c.num ? "num" : "", c.cls || ""].join(" ").trim();
+        const cls = ["cell", c.num ? "num" : "", c.cls || "", c.bar ? "bar " + c.bar : ""].join(" ").trim();
         let v = esc(c.cell(r));
         if (c.link) v = `<a href="${esc(c.link(r))}">${v}</a>`;
-        if (c.bar) {
-          const w = (100 * (c.value(r) || 0) / max[c.key]).toFixed(1);
-          v = `<span class="b ${c.bar}" style="width:${w}%"></span><span class="v">${v}</span>`;
-        }
-        return `<div role="cell" class="${cls}">${v}</div>`;
+        // a bar is the cell's background, drawn to the row's share of the largest value
+        const bar = c.bar ? ` style="--w:${(100 * (c.value(r) || 0) / max[c.key]).toFixed(1)}%"` : "";
+        return `<div role="cell" class="${cls}"${bar}>${v}</div>`;
       });
       return `<div role="row" class="row" tabindex="0" data-i="${i}" data-row="${esc(id)}">${cells.join("")}</div>`;
     });
@@ -114,7 +120,7 @@
     }
     const input = h("input", { type: "search", placeholder: opts.placeholder || "filter", "aria-label": "filter the rows" });
     input.addEventListener("input", () => { filter = input.value.trim().toLowerCase(); draw(); });
-    const grid = cols.map((c) => `${(0.62 * width[c.key]).toFixed(1)}rem`).join(" "); // rem: the bold header sees the same
+    const grid = cols.map((c) => `${Math.ceil(width[c.key])}px`).join(" ");
     const t = h("div", { role: "table", class: "grid-table", id: opts.id, style: `--cols:${grid}` }, head, body);
     return { input, element: h("div", { class: "table-box" }, t), trs };
   }
@@ -204,14 +210,11 @@
 
     // --- graph -------------------------------------------------------------------------------
     let depth = D.depth;
+    const font = getComputedStyle(document.body).fontFamily;
+    const mono = "12px ui-monospace, 'DejaVu Sans Mono', monospace";
     const expanded = new Set();
     let nodeOfRow = [];
     let selected = -1;
-    const measure = document.createElement("canvas").getContext("2d");
-    function textWidth(t, px, weight) {
-      measure.font = `${weight || 400} ${px}px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif`;
-      return measure.measureText(t).width;
-    }
     function keyOf(i) {
       if (depth === 0) return "r" + i;
       const parts = L[i].name.split("#")[0].split(".");
@@ -241,7 +244,7 @@
       const g = new dagre.graphlib.Graph({ multigraph: true });
       g.setGraph({ rankdir: "TB", nodesep: 22, ranksep: 34, edgesep: 14, marginx: 14, marginy: 14, ranker: "tight-tree" });
       for (const [id, n] of nodes) {
-        const w = Math.max(textWidth(n.lines[0], 14, 600), textWidth(n.lines[1], 12.5), textWidth(n.lines[2], 12.5));
+        const w = Math.max(textWidth(n.lines[0], `600 14px ${font}`), textWidth(n.lines[1], `12.5px ${font}`), textWidth(n.lines[2], `12.5px ${font}`));
         g.setNode(id, { width: Math.ceil(w) + 20, height: 58 });
       }
       const seen = new Set();
@@ -252,7 +255,7 @@
         if (a === b || seen.has(key)) continue;
         seen.add(key);
         edges.push({ a, b, shape, name: key });
-        g.setEdge(a, b, { width: Math.ceil(textWidth(shape, 12)) + 8, height: 16, labelpos: "c" }, key);
+        g.setEdge(a, b, { width: Math.ceil(textWidth(shape, mono)) + 8, height: 16, labelpos: "c" }, key);
       }
       dagre.layout(g);
       const G = g.graph();
