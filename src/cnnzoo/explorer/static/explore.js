@@ -11,7 +11,6 @@
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
       if (k === "text") e.textContent = v;
-      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
       else if (v !== null && v !== undefined && v !== false) e.setAttribute(k, v);
     }
     for (const kid of kids) if (kid !== null && kid !== undefined) e.append(kid);
