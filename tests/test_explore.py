@@ -7,6 +7,7 @@ The browser half (what the pages show and do) is tests/test_explore_browser.py.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from pathlib import Path
@@ -17,6 +18,7 @@ from torch import nn
 
 import cnnzoo
 import cnnzoo.analysis
+import cnnzoo.registry
 from cnnzoo.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -43,31 +45,38 @@ def page_data(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def zoo_site(tmp_path_factory):
-    """`cnnzoo explore --all` once for the module, and `cnnzoo summary`'s analyses alongside.
+    """`cnnzoo explore --all` once for the module, with `cnnzoo summary`'s analyses shared.
 
-    The analysis is deterministic and the slow part, so each (model, size, batch) is analysed once
-    and both commands get their own deep copy of it: what the page holds must then be what
-    `cnnzoo summary --format json` prints, row for row, whatever the explorer does with its copy.
+    Building a model and analysing it are deterministic and the slow parts (seconds for a deep
+    network, even on the meta device), so each model is built once and each (model, size, batch)
+    analysed once, and both commands get their own deep copy of the report: what a page holds
+    must then be what `cnnzoo summary --format json` prints, whatever the explorer does with its
+    copy.
     """
-    real = cnnzoo.analysis.analyze
-    cache: dict = {}
+    analyze, create = cnnzoo.analysis.analyze, cnnzoo.registry.create_model
+    reports: dict = {}
+
+    @functools.cache
+    def create_once(name, num_classes=None, in_chans=None, device=None):
+        return create(name, num_classes=num_classes, in_chans=in_chans, device=device)
 
     def analyze_once(model, input_size=(3, 224, 224), batch_size=1, dtype=torch.float32, name=None):
-        key = (type(model).__name__, name, tuple(input_size), batch_size, dtype)
-        if key not in cache:
-            cache[key] = real(model, input_size, batch_size=batch_size, dtype=dtype, name=name)
-        return copy.deepcopy(cache[key])
+        key = (id(model), name, tuple(input_size), batch_size, dtype)
+        if key not in reports:
+            reports[key] = analyze(model, input_size, batch_size=batch_size, dtype=dtype, name=name)
+        return copy.deepcopy(reports[key])
 
     mp = pytest.MonkeyPatch()
     mp.setattr(cnnzoo.analysis, "analyze", analyze_once)
+    mp.setattr(cnnzoo.registry, "create_model", create_once)
     out = tmp_path_factory.mktemp("zoo")
     assert main(["explore", "--all", "--out", str(out)]) == 0
-    yield out, analyze_once
+    yield out
     mp.undo()
 
 
 def test_every_page_holds_the_summary_json(zoo_site, capsys):
-    out, _ = zoo_site
+    out = zoo_site
     names = cnnzoo.list_models()
     assert sorted(p.stem for p in out.glob("*.html")) == sorted([*names, "index", "compare"])
     capsys.readouterr()
@@ -84,7 +93,7 @@ def test_every_page_holds_the_summary_json(zoo_site, capsys):
 
 
 def test_index_lists_each_model_with_its_totals(zoo_site, capsys):
-    out, _ = zoo_site
+    out = zoo_site
     index = page_data(out / "index.html")
     rows = {r["name"]: r for r in index["models"]}
     assert sorted(rows) == cnnzoo.list_models()
@@ -97,7 +106,7 @@ def test_index_lists_each_model_with_its_totals(zoo_site, capsys):
 
 
 def test_no_page_loads_anything_from_the_network(zoo_site):
-    out, _ = zoo_site
+    out = zoo_site
     for path in out.glob("*.html"):
         text = path.read_text("utf-8")
         for pattern in _LOADS:
@@ -106,7 +115,7 @@ def test_no_page_loads_anything_from_the_network(zoo_site):
 
 
 def test_comparison_page_cites_reference_figures(zoo_site):
-    out, _ = zoo_site
+    out = zoo_site
     ref = json.loads((Path(cnnzoo.__file__).parent / "resources/reference.json").read_text())
     text = (out / "compare.html").read_text("utf-8")
     chart = re.findall(r'<a href="([^"]+)" class="bubble" data-model="([^"]+)">', text)
