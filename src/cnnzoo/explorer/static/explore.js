@@ -34,8 +34,9 @@
   }
   const rfText = (rf, glob) => (glob ? "global" : String(rf));
   const measure = document.createElement("canvas").getContext("2d");
+  let measureFont = "";
   function textWidth(t, font) { // pixels of text in a CSS font, for the layout and the columns
-    if (measure.font !== font) measure.font = font;
+    if (font !== measureFont) measure.font = measureFont = font; // parsing a font is slow
     return measure.measureText(t).width;
   }
   function onActivate(e, fn) { // click, or Enter / Space from the keyboard
@@ -65,19 +66,22 @@
   // as one HTML string, share one listener, and sorting moves the existing rows.
   const esc = (t) => String(t).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
   function table(cols, rows, opts) {
-    const max = {}, width = {};
+    const max = {}, width = {}, text = {};
     const font = getComputedStyle(document.body).fontFamily;
     for (const c of cols) {
+      text[c.key] = rows.map((r) => String(c.cell(r)));
       if (c.bar) max[c.key] = Math.max(1e-12, ...rows.map((r) => c.value(r) || 0));
+      // the column fits its widest text: measure the few longest strings, not all of them
       const cellFont = c.cls === "formula" ? "15px ui-monospace, 'DejaVu Sans Mono', monospace" : `17px ${font}`;
+      const longest = [...new Set(text[c.key])].sort((a, b) => b.length - a.length).slice(0, 8);
       width[c.key] = Math.max(textWidth(c.title + " \u25BC", `600 17px ${font}`),
-        ...rows.map((r) => textWidth(String(c.cell(r)), cellFont))) + 24; // + the cell's padding
+        ...longest.map((t) => textWidth(t, cellFont))) + 24; // + the cell's padding
     }
     const html = rows.map((r, i) => {
       const id = opts.rowId ? opts.rowId(r, i) : i;
       const cells = cols.map((c) => {
         const cls = ["cell", c.num ? "num" : "", c.cls || "", c.bar ? "bar " + c.bar : ""].join(" ").trim();
-        let v = esc(c.cell(r));
+        let v = esc(text[c.key][i]);
         if (c.link) v = `<a href="${esc(c.link(r))}">${v}</a>`;
         // a bar is the cell's background, drawn to the row's share of the largest value
         const bar = c.bar ? ` style="--w:${(100 * (c.value(r) || 0) / max[c.key]).toFixed(1)}%"` : "";
