@@ -3,7 +3,8 @@
 The page's JavaScript only draws, sorts and filters: every number it shows is in the dictionary
 :func:`model_page` returns. Its ``report`` key is ``Report.to_dict()`` unchanged, the very JSON
 ``cnnzoo summary --format json`` prints; the other keys are views of it (lecture labels, shapes
-in the notes' HxWxC, graph edges, the module tree for collapsing, the training-memory parts).
+in the notes' HxWxC, graph edges, the module level the graph opens at, the training-memory
+parts, the published top-1).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def model_page(
     image: str = "",
 ) -> dict:
     """The data of one model's page: the report as ``cnnzoo summary --format json`` gives it, and
-    what the page draws from it. ``image`` is the sample input as a ``data:`` URL."""
+    what the page draws from it. ``profile`` is a loaded ``cnnzoo profile`` result (see
+    :func:`load_profile`); ``image`` is the sample input as a ``data:`` URL."""
     rows = report.layers
     return {
         "kind": "model",
