@@ -7,7 +7,6 @@ The browser half (what the pages show and do) is tests/test_explore_browser.py.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import re
 from pathlib import Path
@@ -47,18 +46,23 @@ def page_data(path: Path) -> dict:
 def zoo_site(tmp_path_factory):
     """`cnnzoo explore --all` once for the module, with `cnnzoo summary`'s analyses shared.
 
-    Building a model and analysing it are deterministic and the slow parts (seconds for a deep
-    network, even on the meta device), so each model is built once and each (model, size, batch)
-    analysed once, and both commands get their own deep copy of the report: what a page holds
-    must then be what `cnnzoo summary --format json` prints, whatever the explorer does with its
-    copy.
+    Building a model and analysing it are the slow parts (seconds for a deep network, even on
+    the meta device), so each model is built once and each (model, size, batch) analysed once,
+    and both commands get their own deep copy of the report: what a page holds must then be what
+    `cnnzoo summary --format json` prints, whatever the explorer does with its copy. (Analysing
+    twice would not do: FractalNet's training memory depends on the random joins its
+    training-mode pass draws.)
     """
     analyze, create = cnnzoo.analysis.analyze, cnnzoo.registry.create_model
     reports: dict = {}
 
-    @functools.cache
+    models: dict = {}
+
     def create_once(name, num_classes=None, in_chans=None, device=None):
-        return create(name, num_classes=num_classes, in_chans=in_chans, device=device)
+        key = (name, num_classes, in_chans, str(device))
+        if key not in models:
+            models[key] = create(name, num_classes=num_classes, in_chans=in_chans, device=device)
+        return models[key]
 
     def analyze_once(model, input_size=(3, 224, 224), batch_size=1, dtype=torch.float32, name=None):
         key = (id(model), name, tuple(input_size), batch_size, dtype)
