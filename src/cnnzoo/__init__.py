@@ -22,6 +22,7 @@ _LAZY = {
     "optimize_for_inference": "inference",
     "LoadResult": "pretrained",
     "load_pretrained": "pretrained",
+    "explore": "explorer",
     "create_model": "registry",
     "get_model_info": "registry",
     "list_models": "registry",
@@ -39,6 +40,7 @@ __all__ = [
     "UnknownModelError",
     "analyze",
     "create_model",
+    "explore",
     "extract_features",
     "get_model_info",
     "list_models",
@@ -70,6 +72,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from . import calc, models, notation, threads  # noqa: F401
     from .analysis import analyze  # noqa: F401
     from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: F401
+    from .explorer import explore  # noqa: F401
     from .inference import optimize_for_inference  # noqa: F401
     from .pretrained import LoadResult, load_pretrained  # noqa: F401
     from .registry import create_model, get_model_info, list_models, register_model  # noqa: F401

@@ -25,6 +25,7 @@ COMMANDS = [
     "summary",
     "convert",
     "compare",
+    "explore",
     "train",
     "evaluate",
     "predict",
@@ -51,6 +52,10 @@ HELP = {
     "compare": (
         "compare",
         "compare models: parameters, MACs, memory, receptive field, published ImageNet top-1",
+    ),
+    "explore": (
+        "explore",
+        "write web pages to explore models: table, graph, receptive fields, memory",
     ),
     "train": (
         "train",
