@@ -116,3 +116,17 @@ def test_half_precision_halves_the_bytes_not_the_counts():
     # Max-pool indices stay int64, so the autograd term shrinks by a little less than half.
     assert full.saved_bytes / 2 < half.saved_bytes < full.saved_bytes
     assert next(model.parameters()).dtype == torch.float32  # the model itself is not converted
+
+
+def test_training_memory_of_a_model_that_draws_is_the_same_on_every_call():
+    """FractalNet drops joins at random in training mode: the figure is one fixed draw, and the
+    caller's random stream is left as it was."""
+    model = cnnzoo.create_model("fractalnet", device="meta")
+    figures = set()
+    for seed in range(4):
+        torch.manual_seed(seed)
+        expected = torch.rand(3)
+        torch.manual_seed(seed)
+        figures.add(cnnzoo.analyze(model, input_size=(3, 32, 32)).total.saved_bytes)
+        assert torch.equal(torch.rand(3), expected)
+    assert len(figures) == 1

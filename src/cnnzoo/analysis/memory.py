@@ -89,6 +89,9 @@ def training_memory(
 
 def _saved_bytes(model, state, x_shape, dtype, exclude) -> int:
     x = torch.empty(x_shape, dtype=dtype, device="meta")
-    with temporarily_training(model, True), torch.enable_grad():
+    # a model that draws in training mode (FractalNet's dropped joins) saves what its draw keeps:
+    # a fixed seed, on a forked generator, gives the same figure on every call
+    with temporarily_training(model, True), torch.enable_grad(), torch.random.fork_rng([]):
+        torch.manual_seed(0)
         saved = saved_storages(lambda: functional_call(model, state, (x,)), exclude)
     return sum(saved.values())
