@@ -1,0 +1,100 @@
+"""The library-owned run: a recipe from Python is what `--recipe` gives on the command line, and a
+run's training state round-trips through its state_dict."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cnnzoo.checkpoint import load_checkpoint
+from cnnzoo.cli import main as cli
+from cnnzoo.errors import CnnzooError
+from cnnzoo.train import TrainConfig
+from cnnzoo.train.loop import TrainState
+from cnnzoo.train.run import Run
+from cnnzoo.train.schedule import LRSchedule, build_optimizer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# lenet-91 names Fashion-MNIST; digits (bundled) keeps the runs to a second each
+SMALL = {"data": "digits", "limit": 64, "epochs": 1, "threads": 1}
+QUIET = {"progress": False, "tensorboard": False, "plots": False}
+
+
+def test_from_recipe_is_the_command_lines_config_and_first_epoch(tmp_path):
+    cmd = tmp_path / "cmd"
+    small = ["--data", "digits", "--limit", "64", "--epochs", "1", "--threads", "1"]
+    quiet = ["--no-progress", "--no-tensorboard", "--no-plots"]
+    argv = ["train", "--recipe", "lenet-91", *small, *quiet, "--out", str(cmd)]
+    assert cli(argv) == 0
+    py = tmp_path / "py"
+    run = Run.new(recipe="lenet-91", out=py, **SMALL, **QUIET)
+    expected = TrainConfig.from_recipe("lenet-91", epochs=1, threads=1, **QUIET)
+    assert run.config == expected
+    run.train()
+    a, b = load_checkpoint(cmd / "last.pt"), load_checkpoint(py / "last.pt")
+    assert a["config"] == b["config"] == expected.to_dict()
+    assert a["model_args"] == b["model_args"] and a["data"] == b["data"]
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+def test_a_recipe_differs_from_the_defaults_where_it_says():
+    """The recipe is not silently the defaults: its own values are there, overrides win."""
+    plain, recipe = TrainConfig(), TrainConfig.from_recipe("fashion-fast")
+    assert (recipe.epochs, recipe.weight_decay, recipe.amp) == (22, 5e-4, True)
+    assert recipe != plain
+    assert TrainConfig.from_recipe("fashion-fast", epochs=3).epochs == 3
+
+
+def test_unknown_recipe_is_one_line():
+    with pytest.raises(CnnzooError, match="fashion-fast"):  # it lists the names it knows
+        TrainConfig.from_recipe("fashion-fsat")
+
+
+def state_for(model: nn.Module) -> TrainState:
+    cfg = TrainConfig(lr=0.1, epochs=4, sched="cosine")
+    opt = build_optimizer(model, cfg)
+    return TrainState(opt, LRSchedule(opt, cfg, steps_per_epoch=3))
+
+
+def test_train_state_round_trips_through_its_state_dict():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    state = state_for(model)
+    for epoch in (1, 2):
+        for i in range(3):
+            state.schedule.step((epoch - 1) * 3 + i)
+            model(torch.randn(4, 3)).square().sum().backward()
+            state.optimizer.step()
+        state.schedule.epoch_end(0.5 * epoch)
+        state.record({"epoch": epoch, "val_acc": 0.5 * epoch})
+    saved = state.state_dict()
+    copy = state_for(nn.Linear(3, 2))
+    copy.load_state_dict(saved)
+    assert (copy.epoch, copy.best_epoch, copy.best_val_acc) == (2, 2, 1.0)
+    assert copy.history == state.history
+    assert copy.schedule.state_dict() == state.schedule.state_dict()
+    mom = [s["momentum_buffer"] for s in copy.optimizer.state_dict()["state"].values()]
+    ref = [s["momentum_buffer"] for s in state.optimizer.state_dict()["state"].values()]
+    assert all(torch.equal(x, y) for x, y in zip(mom, ref, strict=True))
+
+
+def test_record_keeps_the_best_and_a_state_without_optimiser_is_refused():
+    state = state_for(nn.Linear(3, 2))
+    assert state.record({"epoch": 1, "val_acc": 0.6}) is True
+    assert state.record({"epoch": 2, "val_acc": 0.5}) is False
+    assert (state.best_epoch, state.best_val_acc, state.epoch) == (1, 0.6, 2)
+    broken = {k: v for k, v in state.state_dict().items() if k != "optimizer"}
+    with pytest.raises(CnnzooError, match="optimizer"):
+        state_for(nn.Linear(3, 2)).load_state_dict(broken)
+
+
+def test_run_new_fills_in_the_models_input_and_the_datasets_augmentation(tmp_path):
+    run = Run.new("lenet5", "fashion-mnist", out=tmp_path)
+    assert run.data.input_size == (1, 32, 32)  # LeNet-5's own
+    assert run.data.augment == "flip"  # clothing flips; digits never do
+    assert Run.new("lenet5", "digits", out=tmp_path).data.augment == "none"
+    with pytest.raises(CnnzooError, match="give a model and data"):
+        Run.new("lenet5")
