@@ -6,9 +6,10 @@
 - ``plot_curves``: a run's loss and accuracy per epoch (its ``curves.png``).
 - ``plot_confusion``: an evaluation's confusion matrix, with its accuracy and a colour bar.
 
-Every function takes ``title=``; the grids have a fixed size in inches and are saved without
-"tight" cropping, so their pixel size is known in advance: ``figure_pixels`` of the layout. A
-title too long for a narrow grid is wrapped and shrunk until it fits (never cut off).
+Each ``plot_X`` saves the matplotlib Figure that ``X_figure`` builds (to show in a notebook or
+to edit). Every function takes ``title=``. The grids have a fixed size in inches and are saved
+without "tight" cropping, so their pixel size is known in advance: ``figure_pixels`` of the
+layout. A title too long for a narrow grid is wrapped and shrunk until it fits (never cut off).
 """
 
 from __future__ import annotations
@@ -242,16 +243,15 @@ def layer_output(model: nn.Module, image: torch.Tensor, layer: str) -> torch.Ten
     return captured[0][0]
 
 
-def plot_activations(
+def activations_figure(
     model: nn.Module,
     image: torch.Tensor,
-    path: str | os.PathLike,
     layer: str | None = None,
     max_maps: int = 64,
     preprocess: dict | None = None,
     title: str | None = None,
-) -> Path:
-    """Draw a layer's activation maps for one (normalised, C x H x W) image; returns the path.
+):
+    """A layer's activation maps for one (normalised, C x H x W) image, as a Figure.
 
     The first tile is the image itself, then up to ``max_maps`` channels in order, each with its
     own colour range (viridis: bright is strong). ``layer`` defaults to the first convolution.
@@ -287,21 +287,33 @@ def plot_activations(
             continue
         ax.imshow(out[i].numpy(), cmap="viridis", interpolation="nearest")
         ax.set_title(str(i), fontsize=6, pad=1)
-    return _save(fig, path)
+    return fig
 
 
-def plot_neighbors(
+def plot_activations(
+    model: nn.Module,
+    image: torch.Tensor,
+    path: str | os.PathLike,
+    layer: str | None = None,
+    max_maps: int = 64,
+    preprocess: dict | None = None,
+    title: str | None = None,
+) -> Path:
+    """Save ``activations_figure(model, image, ...)`` as PNG; returns the path."""
+    return _save(activations_figure(model, image, layer, max_maps, preprocess, title), path)
+
+
+def neighbors_figure(
     queries: Sequence[torch.Tensor],
     neighbours: Sequence[Sequence[torch.Tensor]],
-    path: str | os.PathLike,
     distances: torch.Tensor | None = None,
     query_labels: Sequence[int | None] | None = None,
     neighbour_labels: Sequence[Sequence[int]] | None = None,
     class_names: Sequence[str] | None = None,
     preprocess: dict | None = None,
     title: str = "nearest neighbours in feature space",
-) -> Path:
-    """The lecture's grid: each row a query image, then its neighbours nearest first.
+):
+    """The lecture's grid as a Figure: each row a query image, then its neighbours nearest first.
 
     With labels, a neighbour of the query's class is framed green and one of another class red,
     with a key to the colours below the grid, and each tile is captioned with its class (and its
@@ -342,6 +354,25 @@ def plot_neighbors(
                 _frame(ax, SAME_CLASS if nl == ql else OTHER_CLASS, 2.5)
     if framed:
         _neighbour_key(fig, cols * tile)
+    return fig
+
+
+def plot_neighbors(
+    queries: Sequence[torch.Tensor],
+    neighbours: Sequence[Sequence[torch.Tensor]],
+    path: str | os.PathLike,
+    distances: torch.Tensor | None = None,
+    query_labels: Sequence[int | None] | None = None,
+    neighbour_labels: Sequence[Sequence[int]] | None = None,
+    class_names: Sequence[str] | None = None,
+    preprocess: dict | None = None,
+    title: str = "nearest neighbours in feature space",
+) -> Path:
+    """Save ``neighbors_figure`` of the same arguments as PNG; returns the path."""
+    fig = neighbors_figure(
+        queries, neighbours, distances, query_labels, neighbour_labels, class_names, preprocess,
+        title,
+    )  # fmt: skip
     return _save(fig, path)
 
 
@@ -379,12 +410,12 @@ def _neighbour_key(fig, width_in: float) -> None:
     )
 
 
-def plot_curves(history: Sequence[dict], path: str | os.PathLike, title: str | None = None) -> Path:
-    """A run's loss and accuracy per epoch, training beside validation (``curves.png``).
+def curves_figure(history: Sequence[dict], title: str | None = None):
+    """A run's loss and accuracy per epoch, training beside validation, as a Figure.
 
     ``history`` holds one dict per epoch with ``epoch``, ``train_loss``, ``val_loss``,
     ``train_acc`` and ``val_acc``; ``title`` names what was trained, e.g. "lenet5 on
-    fashion-mnist". Returns the path."""
+    fashion-mnist"."""
     from matplotlib.ticker import MaxNLocator
 
     epochs = [r["epoch"] for r in history]
@@ -408,17 +439,23 @@ def plot_curves(history: Sequence[dict], path: str | os.PathLike, title: str | N
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def plot_curves(history: Sequence[dict], path: str | os.PathLike, title: str | None = None) -> Path:
+    """Save ``curves_figure(history, title)`` as PNG (a run's ``curves.png``); returns the path."""
+    return _save(curves_figure(history, title), path)
 
 
 def ink_colour(cmap, value: float) -> str:
-    """Black or white, whichever reads better on ``cmap(value)``: white on a cell darker than
-    mid-grey (relative luminance of sRGB, ITU-R BT.709 weights, below 0.4), else black."""
+    """Black or white, whichever contrasts more with ``cmap(value)``: white on a cell whose
+    relative luminance (linear sRGB, ITU-R BT.709 weights) is below 0.179, where the two
+    contrast ratios of WCAG 2, (L + 0.05) / 0.05 and 1.05 / (L + 0.05), are equal."""
     from matplotlib import colormaps
 
     cmap = colormaps[cmap] if isinstance(cmap, str) else cmap
     r, g, b = (_linear(c) for c in cmap(float(value))[:3])
-    return "white" if 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.4 else "black"
+    return "white" if 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.179 else "black"
 
 
 def _linear(c: float) -> float:
