@@ -248,3 +248,24 @@ def test_complexity_chart_colours_are_distinct_over_the_whole_zoo():
     assert len(colours) == len(names) and len(set(colours)) == len(names)
     for n in (1, 10, 11, 20, 21, 60):
         assert len({to_hex(c) for c in distinct_colours(n)}) == n
+
+
+def test_pictures_get_the_mode_of_any_new_file(tmp_path):
+    """Written beside the target and renamed, a picture still gets the umask's mode (a
+    temporary file from mkstemp would leave it 0600, unlike every other file of the run)."""
+    import os
+
+    from cnnzoo.compare import plot_complexity
+
+    reference = tmp_path / "plain"
+    reference.write_bytes(b"")
+    mode = reference.stat().st_mode & 0o777
+    plot_filters(cnnzoo.create_model("lenet5"), tmp_path / "f.png")
+    from cnnzoo.compare import ComparisonRow
+
+    row = ComparisonRow("a", (3, 224, 224), 10**6, 0, 10**8, 0, 0, 1, False, 70.0, None, None,
+                        None, None, None, None, False)  # fmt: skip
+    plot_complexity([row], tmp_path / "c.png")
+    for name in ("f.png", "c.png"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+    assert sorted(os.listdir(tmp_path)) == ["c.png", "f.png", "plain"]  # no temporary left

@@ -14,7 +14,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -276,14 +275,16 @@ COMPLEXITY_TITLE = "Comparing complexity: accuracy against operations, bubble ar
 
 
 def distinct_colours(n: int) -> list[tuple[float, float, float]]:
-    """``n`` colours no two alike: matplotlib's tab10 (tab20 beyond 10), and beyond 20 evenly
-    spaced hues of three lightnesses, so that no two bubbles of a chart share a colour."""
+    """``n`` colours no two alike: matplotlib's tab10, then tab20's lighter tints of them (beyond
+    10), then evenly spaced hues of three brightnesses (beyond 20), so that no two bubbles of a
+    chart share a colour."""
     from matplotlib import colormaps, colors
 
     if n <= 10:
         return list(colormaps["tab10"].colors[:n])
     if n <= 20:
-        return list(colormaps["tab20"].colors[:n])
+        tab20 = colormaps["tab20"].colors  # dark, light, dark, light ...: the darks first
+        return list(tab20[0::2] + tab20[1::2])[:n]
     hues = math.ceil(n / 3)
     return [
         tuple(colors.hsv_to_rgb((i % hues / hues, 0.75, (1.0, 0.75, 0.5)[i // hues])))
@@ -386,13 +387,13 @@ def plot_complexity(
     if not path.parent.is_dir():
         raise CnnzooError(f"cannot write {path}: the folder {path.parent} does not exist")
     fig, skipped = complexity_figure(comparison, size, dpi, title)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    # savefig creates the file, so it gets the mode of any new file (mkstemp's would be 0600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
     try:
         fig.savefig(tmp, format="png", dpi=dpi)  # no bbox_inches="tight": keep the pixel size
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     finally:
         plt.close(fig)

@@ -72,12 +72,20 @@ def fit_title(fig, text: str, band_in: float, fontsize: float = 10):
     top = 1 - 0.06 * fig.dpi / fig.bbox.height  # 0.06 in below the top edge
     for size in (fontsize, fontsize - 1, fontsize - 2, 7, 6):
         for lines in (1, 2, 3):
-            wrapped = "\n".join(textwrap.wrap(text, math.ceil(len(text) / lines)))
+            wrapped = "\n".join(_wrap(text, lines))
             t = fig.suptitle(wrapped, fontsize=size, y=top, va="top")
             box = t.get_window_extent(renderer)
             if box.x0 >= 0 and box.x1 <= width and box.height <= band:
                 return t
     return t  # 6 pt on three lines: the longest text a grid can be given still shows
+
+
+def _wrap(text: str, lines: int) -> list[str]:
+    """``text`` broken at spaces into at most ``lines`` lines of about equal length."""
+    width = math.ceil(len(text) / lines)
+    while len(out := textwrap.wrap(text, width)) > lines:
+        width += 1
+    return out
 
 
 def _grid_figure(
@@ -428,14 +436,7 @@ def curves_figure(history: Sequence[dict], title: str | None = None):
         ax.grid(alpha=0.3)
         ax.legend()
     best = max(history, key=lambda r: r["val_acc"])
-    ax2.annotate(
-        f"best {best['val_acc']:.4f} (epoch {best['epoch']})",
-        (best["epoch"], best["val_acc"]),
-        xytext=(0, -14),
-        textcoords="offset points",
-        ha="center",
-        fontsize=8,
-    )
+    ax2.set_title(f"accuracy (best validation {best['val_acc']:.4f}, epoch {best['epoch']})")
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
@@ -488,7 +489,7 @@ def confusion_figure(
         for i in range(k):
             for j in range(k):
                 if cm[i, j] > 0:
-                    ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
+                    ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
                             color=ink_colour(im.cmap, float(share[i, j])))  # fmt: skip
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
