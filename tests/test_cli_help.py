@@ -15,9 +15,19 @@ STOP = {"the", "and", "with", "from", "into", "each", "every", "this", "that", "
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(sub.choices)
+    """Every command's parser, nested ones too (``calc conv``), by its words."""
+    out = {}
+
+    def walk(parser: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
+        if words:
+            out[" ".join(words)] = parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, (*words, name))
+
+    walk(build_parser(), ())
+    return out
 
 
 def _flags(p: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -41,7 +51,7 @@ PARSERS = _subparsers()
 @pytest.mark.parametrize("command", sorted(PARSERS))
 def test_help_renders_every_boolean_with_its_text(command, capsys):
     with pytest.raises(SystemExit) as exit_:
-        build_parser().parse_args([command, "--help"])
+        build_parser().parse_args([*command.split(), "--help"])
     assert exit_.value.code == 0
     shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     for flag, action in _flags(PARSERS[command]).items():
