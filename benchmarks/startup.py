@@ -35,7 +35,7 @@ CONTESTANTS = [
         'python -c "import timm; timm.list_models()"',
         ["-c", "import timm; timm.list_models()"],
         None,
-    ),  # fmt: skip
+    ),
     ('python -c "import torch" (what summary must load)', ["-c", "import torch"], None),
     ("cnnzoo summary alexnet", ["-m", "cnnzoo", "summary", "alexnet"], 2.0),
 ]
@@ -63,7 +63,7 @@ def _has_timm() -> bool:
 
 def run(quick: bool = False) -> Section:
     contestants = [c for c in CONTESTANTS if "timm" not in c[0] or _has_timm()]
-    rounds = 2 if quick else 7
+    rounds = 1 if quick else 5
     times: dict[str, list[float]] = {label: [] for label, _, _ in contestants}
     for _label, argv, _ in contestants:  # warm the file cache and the byte-code once
         wall_time(argv)
