@@ -116,7 +116,8 @@ def run(quick: bool = False) -> Section:
                 row[f"{setting} ms/step (threads)"] = f"{result[setting]['ms']:.1f} ({threads})"
                 row[f"{setting} / best"] = result[setting]["ms"] / best
             rows.append(row)
-    notes = [
+    notes = [_reading(results)]  # the busy state's, the last one measured
+    notes += [
         f"LeNet-5 training steps, SGD, batch 64 of 1x32x32, {steps} timed steps per setting after "
         f"3 warm-up steps, median of {rounds} alternating round(s) inside each worker process; "
         f"{cores} cores",
@@ -126,6 +127,25 @@ def run(quick: bool = False) -> Section:
         "runnable tasks at that moment (/proc/loadavg)",
     ]
     return Section("Threads on a shared machine: LeNet-5 training steps", rows, notes)
+
+
+def _reading(busy: dict) -> str:
+    """What the busy machine's figures say about spin-waiting, in one sentence."""
+    spin, one = busy["default"]["torch default"]["ms"], busy["default"]["--threads 1"]["ms"]
+    text = f"busy machine: torch's default threads {spin:.0f} ms/step, one thread {one:.0f}"
+    if "OMP_WAIT_POLICY=PASSIVE" in busy:
+        passive = busy["OMP_WAIT_POLICY=PASSIVE"]["torch default"]["ms"]
+        blocktime = busy["KMP_BLOCKTIME=0"]["torch default"]["ms"]
+        verdict = (
+            "so the loss is OpenMP spin-waiting"
+            if passive < 0.5 * spin
+            else "so spin-waiting is not what is lost here"
+        )
+        text += (
+            f"; the same threads under OMP_WAIT_POLICY=PASSIVE {passive:.0f} ms/step, {verdict} "
+            f"(KMP_BLOCKTIME=0, a knob libgomp does not read: {blocktime:.0f} ms/step)"
+        )
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
