@@ -83,7 +83,7 @@ def fit_title(fig, text: str, band_in: float, fontsize: float = 10):
 def _wrap(text: str, lines: int) -> list[str]:
     """``text`` broken at spaces into at most ``lines`` lines of about equal length."""
     width = math.ceil(len(text) / lines)
-    while len(out := textwrap.wrap(text, width)) > lines:
+    while len(out := textwrap.wrap(text, width, break_long_words=False)) > lines:
         width += 1
     return out
 
