@@ -65,7 +65,7 @@ def run(quick: bool = False) -> Section:
     rounds = 1 if quick else 3
     times: dict[str, list[float]] = {label: [] for label, _, _ in contestants}
     cpu: dict[str, list[float]] = {label: [] for label, _, _ in contestants}
-    for _label, argv, _ in contestants:  # warm the file cache and the byte-code once
+    for _label, argv, _ in [] if quick else contestants:  # warm the caches once
         wall_time(argv)
     load = [os.getloadavg()[0]]
     for _ in range(rounds):
@@ -90,7 +90,7 @@ def run(quick: bool = False) -> Section:
         )
     by_label = {r["command (fresh process)"].strip("`"): r["median s"] for r in rows}
     notes = [
-        f"medians of {rounds} alternating rounds after one warm-up run each; "
+        f"medians of {rounds} alternating round(s){'' if quick else ' after one warm-up run each'}; "
         f"1-minute load average {min(load):.2f}-{max(load):.2f} on {os.cpu_count()} cores "
         "during the rounds (the machine is shared: compare with the interpreter's floor); CPU s "
         "= user + system time of the process, which a loaded machine inflates far less than "
