@@ -89,8 +89,9 @@ def run(quick: bool = False) -> Section:
             }
         )
     by_label = {r["command (fresh process)"].strip("`"): r["median s"] for r in rows}
+    warm = "" if quick else " after one warm-up run each"
     notes = [
-        f"medians of {rounds} alternating round(s){'' if quick else ' after one warm-up run each'}; "
+        f"medians of {rounds} alternating round(s){warm}; "
         f"1-minute load average {min(load):.2f}-{max(load):.2f} on {os.cpu_count()} cores "
         "during the rounds (the machine is shared: compare with the interpreter's floor); CPU s "
         "= user + system time of the process, which a loaded machine inflates far less than "
