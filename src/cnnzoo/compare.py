@@ -12,8 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -23,7 +23,15 @@ from pathlib import Path
 from .errors import CnnzooError
 from .notation import format_megabytes, format_short
 
-__all__ = ["Comparison", "ComparisonRow", "compare", "load_reference", "plot_complexity"]
+__all__ = [
+    "Comparison",
+    "ComparisonRow",
+    "compare",
+    "complexity_figure",
+    "distinct_colours",
+    "load_reference",
+    "plot_complexity",
+]
 
 
 @cache
@@ -263,18 +271,36 @@ def _overlaps(box: tuple[float, ...], boxes: list[tuple[float, ...]]) -> bool:
     )
 
 
-def plot_complexity(
+COMPLEXITY_TITLE = "Comparing complexity: accuracy against operations, bubble area = parameters"
+
+
+def distinct_colours(n: int) -> list[tuple[float, float, float]]:
+    """``n`` colours no two alike: matplotlib's tab10, then tab20's lighter tints of them (beyond
+    10), then evenly spaced hues of three brightnesses (beyond 20), so that no two bubbles of a
+    chart share a colour."""
+    from matplotlib import colormaps, colors
+
+    if n <= 10:
+        return list(colormaps["tab10"].colors[:n])
+    if n <= 20:
+        tab20 = colormaps["tab20"].colors  # dark, light, dark, light ...: the darks first
+        return list(tab20[0::2] + tab20[1::2])[:n]
+    hues = math.ceil(n / 3)
+    return [
+        tuple(colors.hsv_to_rgb((i % hues / hues, 0.75, (1.0, 0.75, 0.5)[i // hues])))
+        for i in range(n)
+    ]
+
+
+def complexity_figure(
     comparison: Comparison | Sequence[ComparisonRow],
-    path: str | os.PathLike,
     size: tuple[int, int] = (1000, 650),
     dpi: int = 100,
-) -> list[str]:
-    """Draw the notes' complexity chart to a PNG: published top-1 accuracy against operations
-    (GMACs), bubble area proportional to parameters, each bubble labelled.
-
-    ``size`` is the image in pixels. Returns the names left out for want of an ImageNet figure.
-    The file is written beside ``path`` and renamed over it, so a failure leaves no torn file.
-    """
+    title: str = COMPLEXITY_TITLE,
+):
+    """The notes' complexity chart as a matplotlib Figure: published top-1 accuracy against
+    operations (GMACs), bubble area proportional to parameters, each bubble labelled and of its
+    own colour. Returns ``(figure, names left out for want of an ImageNet figure)``."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display; must precede pyplot's import
@@ -287,9 +313,6 @@ def plot_complexity(
         raise CnnzooError(
             f"nothing to plot: none of {', '.join(skipped)} has a published ImageNet top-1"
         )
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise CnnzooError(f"cannot write {path}: the folder {path.parent} does not exist")
     if size[0] < 200 or size[1] < 150:
         raise CnnzooError(f"the chart needs at least 200x150 pixels, got {size[0]}x{size[1]}")
 
@@ -303,7 +326,7 @@ def plot_complexity(
     ys = [r.top1 for r in shown]
     ax.set_xlim(left=0, right=max(xs) * 1.2 + 0.5)
     ax.set_ylim(min(ys) - 4, max(ys) + 4)
-    colors = plt.cm.tab10.colors
+    colors = distinct_colours(len(shown))
     pt = dpi / 72  # pixels per point
     # Bubbles first, then labels: each label goes right of its bubble, or the nearest free
     # place above or below (with a leader line) so that it covers no other label or bubble.
@@ -311,7 +334,7 @@ def plot_complexity(
     centres = [ax.transData.transform((x, y)) for x, y in zip(xs, ys, strict=True)]
     for i, r in enumerate(shown):
         ax.scatter(
-            xs[i], ys[i], s=area(r.inference_params), color=colors[i % 10], alpha=0.55,
+            xs[i], ys[i], s=area(r.inference_params), color=colors[i], alpha=0.55,
             lw=0.8, edgecolors="black", zorder=3,
         )  # fmt: skip
     boxes = [(cx - r, cy - r, 2 * r, 2 * r) for (cx, cy), r in zip(centres, radii, strict=True)]
@@ -330,7 +353,7 @@ def plot_complexity(
     ax.set_xlabel("operations per image, GMACs (multiply-accumulates; FLOPs = 2 x MACs)")
     ax.set_ylabel("published ImageNet top-1 accuracy (%)")
     # Bubbles are the parameters used at inference (GoogLeNet's auxiliary heads left out).
-    ax.set_title("Comparing complexity: accuracy against operations, bubble area = parameters")
+    ax.set_title(title)
     ax.grid(True, alpha=0.3, zorder=0)
     for p in (10e6, 50e6, 100e6):  # a legend of bubble sizes
         ax.scatter(
@@ -345,13 +368,32 @@ def plot_complexity(
     ax.legend(loc="best", labelspacing=2.2, borderpad=1.4, handletextpad=1.5, fontsize=8)
     if skipped:
         fig.text(0.01, 0.01, "not shown (no ImageNet figure): " + ", ".join(skipped), fontsize=7)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
+    return fig, skipped
+
+
+def plot_complexity(
+    comparison: Comparison | Sequence[ComparisonRow],
+    path: str | os.PathLike,
+    size: tuple[int, int] = (1000, 650),
+    dpi: int = 100,
+    title: str = COMPLEXITY_TITLE,
+) -> list[str]:
+    """Draw ``complexity_figure`` to a PNG of ``size`` pixels. Returns the names left out for
+    want of an ImageNet figure. The file is written beside ``path`` and renamed over it, so a
+    failure leaves no torn file."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise CnnzooError(f"cannot write {path}: the folder {path.parent} does not exist")
+    fig, skipped = complexity_figure(comparison, size, dpi, title)
+    # savefig creates the file, so it gets the mode of any new file (mkstemp's would be 0600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
     try:
         fig.savefig(tmp, format="png", dpi=dpi)  # no bbox_inches="tight": keep the pixel size
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     finally:
         plt.close(fig)

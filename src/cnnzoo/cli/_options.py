@@ -35,6 +35,10 @@ NUMBER_TYPES = {
 # what a --no-X option of a TrainConfig field does, said in full
 NO_HELP = {
     "nesterov": "plain (heavy-ball) momentum instead of Nesterov's",
+    "amp": "train in full float32 precision, without autocast",
+    "compile": "run the model eagerly, without torch.compile",
+    "deterministic": "allow torch's fastest kernels (a rerun may differ in the last digits)",
+    "sync_bn": "under torchrun, keep each process's own BatchNorm batch statistics",
     "channels_last": "keep the NCHW memory format instead of channels-last",
     "fused": "torch's per-parameter optimiser step instead of one fused step",
     "progress": "no progress bar (each epoch's one-line summary is still printed)",
@@ -66,7 +70,7 @@ def add_config_options(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -
         h = helps.get(f.name, "")
         if f.type in ("bool", bool):
             on = f"{h} (default: {'on' if default else 'off'})"
-            off = NO_HELP.get(f.name, f"turn off: {h}")
+            off = NO_HELP.get(f.name, f"turn {flag} off")
             g.add_argument(flag, dest=f.name, action="store_true", default=None, help=on)
             g.add_argument(
                 "--no-" + f.name.replace("_", "-"),

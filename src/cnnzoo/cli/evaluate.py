@@ -56,8 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..train.assess import confusion_path, evaluate_checkpoints
-    from ..train.evaluate import plot_confusion
+    from ..train.assess import confusion_path, evaluate_checkpoints, evaluation_title
+    from ..viz import plot_confusion
     from ._options import one_line_warnings
 
     one_line_warnings()
@@ -78,7 +78,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not args.no_plot:
         path = confusion_path(result, args.out)
         path.parent.mkdir(parents=True, exist_ok=True)
-        plot_confusion(result["confusion"], result["classes"], path)
+        plot_confusion(result["confusion"], result["classes"], path, evaluation_title(result))
         result["confusion_png"] = str(path)
     if args.format == "json":
         json.dump(result, sys.stdout)

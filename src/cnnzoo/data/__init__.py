@@ -166,6 +166,11 @@ def load_data(
         bundle = _load_folder(Path(spec), input_size or (3, 224, 224), strict, in_memory)
     elif Path(spec).exists():
         raise DataError(f"{spec} is a file; --data takes a dataset name or an image folder")
+    elif os.sep in spec or spec.startswith((".", "~")):  # meant as a folder, not a name
+        raise DataError(
+            f"the data folder {spec} does not exist; check the path, or use one of "
+            f"{', '.join(DATASETS)}"
+        )
     else:
         raise DataError(
             f"unknown dataset {spec!r}: use one of {', '.join(DATASETS)} or an image folder path"

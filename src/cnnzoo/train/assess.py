@@ -139,3 +139,13 @@ def confusion_path(result: dict, out: str | os.PathLike | None = None) -> Path:
     if result.get("split", "test") != "test":
         name += f"-{result['split']}"
     return folder / f"{name}.png"
+
+
+def evaluation_title(result: dict) -> str:
+    """What an evaluation scored, for its pictures: "lenet5 on fashion-mnist (test split)", or
+    "ensemble of 2 (lenet5, resnet20) on ... (test split, flip TTA)"."""
+    names = ", ".join(sorted(set(result["models"])))
+    n = len(result["checkpoints"])
+    what = f"ensemble of {n} ({names})" if n > 1 else names
+    tta = f", {result['tta']} TTA" if result.get("tta", "none") != "none" else ""
+    return f"{what} on {result['data']} ({result['split']} split{tta})"

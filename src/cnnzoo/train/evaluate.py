@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -128,29 +127,3 @@ def evaluate_ensemble(
     if len(models) > 1:
         result["members"] = [metrics_from_probs(p, labels, classes)["accuracy"] for p, _ in outs]
     return result
-
-
-def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], path: Path) -> None:
-    """The confusion matrix as a picture (rows: true class, columns: predicted)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = torch.tensor(confusion, dtype=torch.float64)
-    k = len(classes)
-    size = min(4 + 0.45 * k, 20)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow((cm / cm.sum(1, keepdim=True).clamp_min(1)).numpy(), cmap="Blues", vmin=0, vmax=1)
-    if k <= 30:
-        ax.set_xticks(range(k), classes, rotation=90)
-        ax.set_yticks(range(k), classes)
-        for i in range(k):
-            for j in range(k):
-                if cm[i, j] > 0:
-                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

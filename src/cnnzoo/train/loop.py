@@ -27,10 +27,11 @@ from ..checkpoint import load_checkpoint, load_state_dict_checked
 from ..data import DataBundle, check_trainable, make_loader
 from ..errors import CheckpointError, CnnzooError
 from ..runs import TRAIN_STATE_KEYS, Checkpoint, DataSpec, Preprocess, RunLock
+from ..viz import plot_curves
 from .config import TrainConfig
 from .distributed import all_reduce_sum, broadcast_object, dist_info, resolve_device
 from .evaluate import autocast, evaluate
-from .report import TensorBoardLog, plot_curves, write_metrics_csv
+from .report import TensorBoardLog, write_metrics_csv
 from .schedule import LRSchedule, build_optimizer
 
 DEFAULT_AUX_WEIGHT = 0.3  # GoogLeNet's; a model says its own with ``aux_loss_weight``
@@ -382,7 +383,8 @@ def save_epoch(session: Session, row: dict, improved: bool, tb: TensorBoardLog) 
     write_metrics_csv(s.state.history, s.out / "metrics.csv")
     tb.log(row)
     if s.config.plots:
-        plot_curves(s.state.history, s.out / "curves.png")
+        title = f"{s.header['model']} on {s.bundle.name}"
+        plot_curves(s.state.history, s.out / "curves.png", title=title)
 
 
 def fit(

@@ -1,4 +1,5 @@
-"""What a run leaves in its directory each epoch: metrics.csv, TensorBoard events, curves.png."""
+"""What a run leaves in its directory each epoch: metrics.csv and TensorBoard events (its
+curves.png is drawn by cnnzoo.viz.plot_curves)."""
 
 from __future__ import annotations
 
@@ -26,33 +27,6 @@ def write_metrics_csv(history: list[dict], path: Path) -> None:
         writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
-    os.replace(tmp, path)
-
-
-def plot_curves(history: list[dict], path: Path) -> None:
-    """Loss and accuracy per epoch, training and validation, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    epochs = [r["epoch"] for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
-    ax1.plot(epochs, [r["val_loss"] for r in history], "o-", label="validation")
-    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax2.plot(epochs, [r["train_acc"] for r in history], "o-", label="train")
-    ax2.plot(epochs, [r["val_acc"] for r in history], "o-", label="validation")
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (ax1, ax2):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     os.replace(tmp, path)
 
 
