@@ -27,7 +27,15 @@ from torch.utils._pytree import tree_flatten
 
 from ..errors import CnnzooError
 from . import rf as rfmod
-from .rules import IDENTITY_OPS, META_OPS, VIEW_OPS, base_op, count_macs, op_name
+from .rules import (
+    IDENTITY_OPS,
+    META_OPS,
+    VIEW_OPS,
+    base_op,
+    count_backward_macs,
+    count_macs,
+    op_name,
+)
 
 
 @dataclass
@@ -38,6 +46,7 @@ class Row:
     type: str  # module class, or the op name
     depth: int  # number of components of the module path
     macs: int = 0
+    backward_macs: int = 0  # the training step's gradients of this row's inputs and weights
     params: list[tuple[str, str, tuple[int, ...], int]] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)  # names of parameters counted on another row
     uncounted: dict[str, int] = field(default_factory=dict)
@@ -179,6 +188,9 @@ class _Recorder(TorchFunctionMode):
         # The graph: which row made each tensor (None: the model's input), what each row consumed.
         self.producer: dict[int, Row | None] = {id(x): None}
         self.sources: dict[int, list[tuple[Row | None, tuple[int, ...]]]] = {}
+        # Tensors autograd would track in training: trainable weights and what depends on them.
+        # The pass runs under no_grad, so this is followed here rather than read from the tensors.
+        self.tracked: set[int] = set()
 
     # --- module tracking (global hooks, installed by ``record``) ---
     def pre_hook(self, module: nn.Module, args) -> None:
@@ -263,6 +275,10 @@ class _Recorder(TorchFunctionMode):
         if not inputs:  # a factory (torch.zeros...): a constant with no field
             return out
         outs = _tensors(out)
+        if any(self.needs_grad(t) for t in inputs):
+            for t in outs:
+                self.tracked.add(id(t))
+                self.keep.append(t)
         known = [(t, self.fields[id(t)]) for t in inputs if id(t) in self.fields]
         field_ = rfmod.propagate(name, args, kwargs, known, out)
         if field_ is not None:
@@ -298,7 +314,12 @@ class _Recorder(TorchFunctionMode):
                 row.uncounted[key] = row.uncounted.get(key, 0) + 1
         else:
             row.macs += macs
+            row.backward_macs += count_backward_macs(name, args, kwargs, macs, self.needs_grad)
         return out
+
+    def needs_grad(self, t) -> bool:
+        """Whether a training step would compute the gradient of ``t``."""
+        return isinstance(t, torch.Tensor) and (t.requires_grad or id(t) in self.tracked)
 
     def _flow(self, row: Row | None, inputs: list[torch.Tensor], outs: list[torch.Tensor]) -> None:
         """Record the graph: ``row`` consumed ``inputs`` (tensors some row or the input made) and
