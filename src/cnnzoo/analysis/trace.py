@@ -168,7 +168,7 @@ def _tensors(obj) -> list[torch.Tensor]:
     return [t for t in leaves if isinstance(t, torch.Tensor)]
 
 
-class _Recorder(TorchFunctionMode):
+class Recorder(TorchFunctionMode):
     """Sees every torch op of the pass and turns it into rows."""
 
     def __init__(self, model: nn.Module, param_names: dict[int, str], x: torch.Tensor) -> None:
@@ -253,7 +253,7 @@ class _Recorder(TorchFunctionMode):
             out = torch.empty_like(args[0])
         else:
             try:
-                out = func(*args, **kwargs)
+                out = self.run_op(func, args, kwargs)
             except Exception as err:
                 if _needs_values(func, args, kwargs):
                     name = getattr(func, "__name__", str(func))
@@ -321,6 +321,10 @@ class _Recorder(TorchFunctionMode):
         """Whether a training step would compute the gradient of ``t``."""
         return isinstance(t, torch.Tensor) and (t.requires_grad or id(t) in self.tracked)
 
+    def run_op(self, func, args, kwargs):
+        """Call one op (a subclass may time it)."""
+        return func(*args, **kwargs)
+
     def _flow(self, row: Row | None, inputs: list[torch.Tensor], outs: list[torch.Tensor]) -> None:
         """Record the graph: ``row`` consumed ``inputs`` (tensors some row or the input made) and
         made ``outs``. With no row (a view run by a container), the outputs are the first known
@@ -365,21 +369,27 @@ def _depth(name: str) -> int:
     return len(name.split(".")) if name else 0
 
 
-def record(model: nn.Module, x_shape: tuple[int, ...], dtype: torch.dtype) -> Trace:
-    """Run ``model`` once on a meta input of ``x_shape`` in evaluation mode and record its ops."""
-    state, param_names = meta_state(model, dtype)
-    x = torch.empty(x_shape, dtype=dtype, device="meta")
-    rec = _Recorder(model, param_names, x)
+@contextmanager
+def module_tracking(rec: Recorder) -> Iterator[None]:
+    """Global module hooks that tell ``rec`` which module runs, removed on the way out."""
     handles = [
         module_hooks.register_module_forward_pre_hook(rec.pre_hook),
         module_hooks.register_module_forward_hook(rec.post_hook),
     ]
     try:
-        with temporarily_training(model, False), torch.no_grad(), rec:
-            out = functional_call(model, state, (x,))
+        yield
     finally:
         for h in handles:
             h.remove()
+
+
+def record(model: nn.Module, x_shape: tuple[int, ...], dtype: torch.dtype) -> Trace:
+    """Run ``model`` once on a meta input of ``x_shape`` in evaluation mode and record its ops."""
+    state, param_names = meta_state(model, dtype)
+    x = torch.empty(x_shape, dtype=dtype, device="meta")
+    rec = Recorder(model, param_names, x)
+    with module_tracking(rec), temporarily_training(model, False), torch.no_grad(), rec:
+        out = functional_call(model, state, (x,))
     index = {id(r): i for i, r in enumerate(rec.rows)}
     for r in rec.rows:
         for src, shape in rec.sources.get(id(r), []):
