@@ -103,3 +103,28 @@ def test_receptive_field_and_stride_match_gradient(name):
         assert analyze(meta, shape).total.rf == rf  # the field does not depend on the input size
         measured.append(field_along(net, shape, axis))
     assert max(measured) == (rf, stride), measured
+
+
+def resnet50_v1(device: str = "meta") -> nn.Module:
+    """ResNet-50 as He et al.'s Caffe model strides it: on the first 1x1 of each stage's first
+    block rather than on its 3x3 (cnnzoo and torchvision follow v1.5)."""
+    model = cnnzoo.create_model("resnet50", device=device)
+    for stage in (model.layer2, model.layer3, model.layer4):
+        block = stage[0]
+        block.conv1.stride, block.conv2.stride = block.conv2.stride, (1, 1)
+    return model
+
+
+def test_resnet50_v1_stride_placement_gives_the_published_483():
+    # Each stage's first 3x3 now works after the stride: it adds 2 * (jump after) instead of
+    # 2 * (jump before), one jump more per stage: 427 + 8 + 16 + 32 = 483 (Araujo et al.'s).
+    v15 = analyze(Features(cnnzoo.create_model("resnet50", device="meta")), (3, 224, 224))
+    v1 = analyze(Features(resnet50_v1()), (3, 224, 224))
+    assert (v15.total.rf, v1.total.rf) == (427, 427 + 8 + 16 + 32) == (427, 483)
+    assert v1.layers[-1].output == v15.layers[-1].output  # the same 7x7x2048 map
+
+
+@pytest.mark.slow
+def test_resnet50_v1_field_by_gradient():
+    net = linearise(Features(resnet50_v1("cpu"))).double()
+    assert field_along(net, (3, 32 * 17, 32), 0) == (483, 32)
