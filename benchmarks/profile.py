@@ -54,11 +54,14 @@ def pairs(c: int) -> dict[str, nn.Module]:
 
 def kind_of(model: nn.Module, name: str, type_: str) -> str:
     """A row's kind, finer than its type for convolutions: 1x1, kxk, depthwise."""
-    if type_ != "Conv2d":
+    try:
+        conv = model.get_submodule(name.split("#")[0])
+    except AttributeError:  # a functional op's row (``layer1.0.add``)
+        conv = None
+    if not isinstance(conv, nn.Conv2d):
         return {"BatchNorm2d": "batch norm", "ReLU": "ReLU", "add": "residual add",
                 "Linear": "linear", "MaxPool2d": "pooling", "AdaptiveAvgPool2d": "pooling",
                 "Dropout": "dropout"}.get(type_, type_)  # fmt: skip
-    conv = model.get_submodule(name.split("#")[0])
     if conv.groups > 1 and conv.groups == conv.in_channels:
         return "conv depthwise"
     k = conv.kernel_size

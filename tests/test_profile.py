@@ -35,15 +35,6 @@ class Small(nn.Module):
         return self.fc(torch.flatten(self.pool(torch.cat([a, b], 1)), 1))
 
 
-@pytest.fixture
-def one_thread():
-    """One thread: fewer hand-offs between threads, so the medians settle on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_rows_match_the_analyzer_one_to_one():
     net = Small()
     prof = cnnzoo.profile(net, (3, 16, 16), batch=2, repeats=2, warmup=1)
@@ -68,6 +59,7 @@ def test_bytes_and_intensity_of_a_conv_row_by_hand():
 
 @pytest.mark.parametrize("train", [False, True])
 def test_row_times_add_up_to_the_whole_step(one_thread, train):
+    # one thread (conftest): fewer hand-offs between threads, steadier on a shared machine
     prof = cnnzoo.profile(Small(), (3, 32, 32), batch=8, train=train, repeats=60, warmup=5)
     rows = sum(r.forward_ms + (r.backward_ms or 0.0) for r in prof.rows)
     assert rows + prof.outside_layers_ms == pytest.approx(prof.total_ms)
