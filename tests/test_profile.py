@@ -60,7 +60,7 @@ def test_bytes_and_intensity_of_a_conv_row_by_hand():
 @pytest.mark.parametrize("train", [False, True])
 def test_row_times_add_up_to_the_whole_step(one_thread, train):
     # one thread (conftest): fewer hand-offs between threads, steadier on a shared machine
-    prof = cnnzoo.profile(Small(), (3, 32, 32), batch=32, train=train, repeats=80, warmup=5)
+    prof = cnnzoo.profile(Small(), (3, 32, 32), batch=64, train=train, repeats=60, warmup=5)
     rows = sum(r.forward_ms + (r.backward_ms or 0.0) for r in prof.rows)
     assert rows + prof.outside_layers_ms == pytest.approx(prof.total_ms)
     assert abs(prof.outside_layers_ms) <= 0.10 * prof.total_ms, prof.to_table()
