@@ -40,6 +40,7 @@ BENCHMARKS = [
     "startup",
     "threads",
     "defaults",
+    "profile",
 ]
 TRACKED = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 

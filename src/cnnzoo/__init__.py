@@ -20,6 +20,7 @@ _LAZY = {
     "model_from_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
     "optimize_for_inference": "inference",
+    "profile": "analysis.profile",
     "LoadResult": "pretrained",
     "load_pretrained": "pretrained",
     "explore": "explorer",
@@ -48,6 +49,7 @@ __all__ = [
     "load_checkpoint",
     "model_from_checkpoint",
     "optimize_for_inference",
+    "profile",
     "register_model",
     "save_checkpoint",
 ]
@@ -71,6 +73,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from . import calc, models, notation, threads  # noqa: F401
     from .analysis import analyze  # noqa: F401
+    from .analysis.profile import profile  # noqa: F401
     from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: F401
     from .explorer import explore  # noqa: F401
     from .inference import optimize_for_inference  # noqa: F401

@@ -97,6 +97,7 @@ def _build_report(
         for k, v in r.uncounted.items():
             uncounted[k] = uncounted.get(k, 0) + v
     macs = sum(r.macs for r in trace.rows)
+    backward_macs = sum(r.backward_macs for r in trace.rows)
     rf, rf_global = _final_field(layers)
     forward_bytes = sum(trace.storages.values())
     esize = torch.empty((), dtype=dtype).element_size()
@@ -118,6 +119,8 @@ def _build_report(
         optimizer_bytes=memory.optimizer_bytes,
         unused_params=trace.unused_params,
         notes=_notes(model, trace, memory),
+        backward_macs=backward_macs,
+        train_step_macs=macs + backward_macs,
     )
     return Report(
         model=name or type(model).__name__,
@@ -176,6 +179,7 @@ def _layer(r: Row, hw: tuple[int, ...], batch: int) -> LayerStats:
         inplace=r.inplace,
         inputs=list(r.inputs),
         input_shapes=[_per_sample(s, batch) for s in r.input_shapes],
+        backward_macs=r.backward_macs,
     )
 
 

@@ -29,6 +29,7 @@ class LayerStats:
     inplace: bool = False  # the op wrote into its input (no new activation storage)
     inputs: list[int] = field(default_factory=list)  # rows whose outputs this one reads; -1: input
     input_shapes: list[tuple[int, ...]] = field(default_factory=list)  # each as read, per sample
+    backward_macs: int = 0  # the training step's input and weight gradients, whole batch
 
     @property
     def flops(self) -> int:
@@ -54,6 +55,8 @@ class Totals:
     optimizer_bytes: int = 0  # one momentum buffer per trainable parameter
     unused_params: list[str] = field(default_factory=list)  # parameters the forward never used
     notes: list[str] = field(default_factory=list)  # caveats, printed under the totals
+    backward_macs: int = 0  # whole batch: gradients of inputs and trainable weights
+    train_step_macs: int = 0  # forward + backward, whole batch
 
 
 @dataclass
@@ -185,6 +188,9 @@ class Report:
             f"frozen {t.frozen:,})",
             f"TOTAL MACs: {t.macs // b:,} / image ({_count(t.macs // b)}); "
             f"FLOPs = 2 x MACs = {_count(t.flops // b)}",
+            f"Training step MACs: {_count(t.train_step_macs // b)} / image = forward "
+            f"{_count(t.macs // b)} + backward {_count(t.backward_macs // b)} (input and weight "
+            f"gradients)",
             f"Training memory for a batch of {self.batch_size} (SGD with momentum): "
             f"{_bytes(t.training_bytes)} = autograd saves {_bytes(t.saved_bytes)} + weights "
             f"{_bytes(t.weight_bytes)} + gradients {_bytes(t.grad_bytes)} + momentum "

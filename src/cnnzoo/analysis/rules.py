@@ -5,6 +5,11 @@ Conventions (also in docs/anatomy.md):
 - A MAC is one multiply and one add. FLOPs = 2 x MACs, always labelled as such.
 - Convolution: ``N * Cout * Hout * Wout * (Cin / groups) * kh * kw``; the bias add is not counted.
 - Linear, matmul, mm, bmm, addmm: ``(elements of the output) * (length of the summed dimension)``.
+- Backward (training step): a convolution or linear layer (and conv-transpose, matmul, mm, bmm,
+  addmm, einsum) costs its forward MACs once for the gradient of each operand that needs one: the
+  input gradient (not needed for the image itself, nor below frozen layers) and the weight
+  gradient (when the weight is trainable). Attention costs twice its forward. Everything else
+  counts 0, as in the forward pass.
 - Everything else (batch norm, activations, pooling, elementwise add/mul, softmax, concatenation,
   ...) counts 0 MACs and is listed in ``uncounted`` by op name and number of calls, so nothing is
   silently zero.
@@ -164,6 +169,41 @@ def count_macs(name: str, args: Sequence, kwargs: dict, out: torch.Tensor | None
     if op == "einsum":
         return _einsum_macs(args)
     return None
+
+
+# Ops whose backward computes one product of the forward's size per operand needing a gradient:
+# the operands that count, by position and keyword (input and weight, or the two factors).
+_OPERANDS = {
+    **dict.fromkeys(CONV_OPS | CONV_T_OPS | {"linear"}, ((0, "input"), (1, "weight"))),
+    "matmul": ((0, "input"), (1, "other")),
+    **dict.fromkeys(("mm", "bmm"), ((0, "input"), (1, "mat2"))),
+    "addmm": ((1, "mat1"), (2, "mat2")),
+    **dict.fromkeys(("baddbmm", "addbmm"), ((1, "batch1"), (2, "batch2"))),
+}
+
+
+def count_backward_macs(
+    name: str, args: Sequence, kwargs: dict, forward_macs: int, needs_grad
+) -> int:
+    """Multiply-accumulates of one call's backward, given its forward MACs.
+
+    ``needs_grad(tensor)`` says whether autograd would compute a gradient for that operand: a
+    trainable weight, or an activation that depends on one. Ops counted 0 forward count 0 here.
+    """
+    op = base_op(name)
+    if op in _OPERANDS:
+        operands = [arg(args, kwargs, i, key) for i, key in _OPERANDS[op]]
+        return forward_macs * sum(bool(t is not None and needs_grad(t)) for t in operands)
+    if op == "einsum":
+        ops = args[1:]
+        if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
+            ops = tuple(ops[0])
+        return forward_macs * sum(bool(needs_grad(t)) for t in ops)
+    if op in ("scaled_dot_product_attention", "multi_head_attention_forward"):
+        # dQ, dK from the scores' gradient, dV and that gradient from the output's: twice forward
+        tensors = [t for t in args if isinstance(t, torch.Tensor)]
+        return 2 * forward_macs if any(needs_grad(t) for t in tensors) else 0
+    return 0
 
 
 def _mha_macs(args: Sequence, kwargs: dict) -> int:

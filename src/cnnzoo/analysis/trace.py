@@ -27,7 +27,15 @@ from torch.utils._pytree import tree_flatten
 
 from ..errors import CnnzooError
 from . import rf as rfmod
-from .rules import IDENTITY_OPS, META_OPS, VIEW_OPS, base_op, count_macs, op_name
+from .rules import (
+    IDENTITY_OPS,
+    META_OPS,
+    VIEW_OPS,
+    base_op,
+    count_backward_macs,
+    count_macs,
+    op_name,
+)
 
 
 @dataclass
@@ -38,6 +46,7 @@ class Row:
     type: str  # module class, or the op name
     depth: int  # number of components of the module path
     macs: int = 0
+    backward_macs: int = 0  # the training step's gradients of this row's inputs and weights
     params: list[tuple[str, str, tuple[int, ...], int]] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)  # names of parameters counted on another row
     uncounted: dict[str, int] = field(default_factory=dict)
@@ -159,7 +168,7 @@ def _tensors(obj) -> list[torch.Tensor]:
     return [t for t in leaves if isinstance(t, torch.Tensor)]
 
 
-class _Recorder(TorchFunctionMode):
+class Recorder(TorchFunctionMode):
     """Sees every torch op of the pass and turns it into rows."""
 
     def __init__(self, model: nn.Module, param_names: dict[int, str], x: torch.Tensor) -> None:
@@ -179,6 +188,9 @@ class _Recorder(TorchFunctionMode):
         # The graph: which row made each tensor (None: the model's input), what each row consumed.
         self.producer: dict[int, Row | None] = {id(x): None}
         self.sources: dict[int, list[tuple[Row | None, tuple[int, ...]]]] = {}
+        # Tensors autograd would track in training: trainable weights and what depends on them.
+        # The pass runs under no_grad, so this is followed here rather than read from the tensors.
+        self.tracked: set[int] = set()
 
     # --- module tracking (global hooks, installed by ``record``) ---
     def pre_hook(self, module: nn.Module, args) -> None:
@@ -241,7 +253,7 @@ class _Recorder(TorchFunctionMode):
             out = torch.empty_like(args[0])
         else:
             try:
-                out = func(*args, **kwargs)
+                out = self.run_op(func, args, kwargs)
             except Exception as err:
                 if _needs_values(func, args, kwargs):
                     name = getattr(func, "__name__", str(func))
@@ -263,6 +275,10 @@ class _Recorder(TorchFunctionMode):
         if not inputs:  # a factory (torch.zeros...): a constant with no field
             return out
         outs = _tensors(out)
+        if any(self.needs_grad(t) for t in inputs):
+            for t in outs:
+                self.tracked.add(id(t))
+                self.keep.append(t)
         known = [(t, self.fields[id(t)]) for t in inputs if id(t) in self.fields]
         field_ = rfmod.propagate(name, args, kwargs, known, out)
         if field_ is not None:
@@ -298,7 +314,16 @@ class _Recorder(TorchFunctionMode):
                 row.uncounted[key] = row.uncounted.get(key, 0) + 1
         else:
             row.macs += macs
+            row.backward_macs += count_backward_macs(name, args, kwargs, macs, self.needs_grad)
         return out
+
+    def needs_grad(self, t) -> bool:
+        """Whether a training step would compute the gradient of ``t``."""
+        return isinstance(t, torch.Tensor) and (t.requires_grad or id(t) in self.tracked)
+
+    def run_op(self, func, args, kwargs):
+        """Call one op (a subclass may time it)."""
+        return func(*args, **kwargs)
 
     def _flow(self, row: Row | None, inputs: list[torch.Tensor], outs: list[torch.Tensor]) -> None:
         """Record the graph: ``row`` consumed ``inputs`` (tensors some row or the input made) and
@@ -344,21 +369,27 @@ def _depth(name: str) -> int:
     return len(name.split(".")) if name else 0
 
 
-def record(model: nn.Module, x_shape: tuple[int, ...], dtype: torch.dtype) -> Trace:
-    """Run ``model`` once on a meta input of ``x_shape`` in evaluation mode and record its ops."""
-    state, param_names = meta_state(model, dtype)
-    x = torch.empty(x_shape, dtype=dtype, device="meta")
-    rec = _Recorder(model, param_names, x)
+@contextmanager
+def module_tracking(rec: Recorder) -> Iterator[None]:
+    """Global module hooks that tell ``rec`` which module runs, removed on the way out."""
     handles = [
         module_hooks.register_module_forward_pre_hook(rec.pre_hook),
         module_hooks.register_module_forward_hook(rec.post_hook),
     ]
     try:
-        with temporarily_training(model, False), torch.no_grad(), rec:
-            out = functional_call(model, state, (x,))
+        yield
     finally:
         for h in handles:
             h.remove()
+
+
+def record(model: nn.Module, x_shape: tuple[int, ...], dtype: torch.dtype) -> Trace:
+    """Run ``model`` once on a meta input of ``x_shape`` in evaluation mode and record its ops."""
+    state, param_names = meta_state(model, dtype)
+    x = torch.empty(x_shape, dtype=dtype, device="meta")
+    rec = Recorder(model, param_names, x)
+    with module_tracking(rec), temporarily_training(model, False), torch.no_grad(), rec:
+        out = functional_call(model, state, (x,))
     index = {id(r): i for i, r in enumerate(rec.rows)}
     for r in rec.rows:
         for src, shape in rec.sources.get(id(r), []):

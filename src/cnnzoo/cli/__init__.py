@@ -23,6 +23,7 @@ COMMANDS = [
     "demo",
     "calc",
     "summary",
+    "profile",
     "convert",
     "compare",
     "explore",
@@ -47,6 +48,10 @@ HELP = {
     "summary": (
         "summary",
         "per-layer output volume, parameters with formula, MACs, memory, receptive field",
+    ),
+    "profile": (
+        "profile",
+        "time per layer beside its MACs: GFLOP/s, bytes moved, intensity, roofline (measured)",
     ),
     "convert": ("convert", "turn a torchvision/timm weight file into a cnnzoo checkpoint"),
     "compare": (

@@ -63,6 +63,8 @@ def _size_text(option: str, max_side: int, what: str) -> Callable[[str], str]:
 
 # Input sides of a network: beyond 4096 pixels an image no longer fits any CNN's memory budget.
 img_size: Callable[[str], str] = _size_text("--img-size", 4096, "a size H or HxW")
+# A network's input in the lecture's notation (HxWxC, HxW or H).
+input_size: Callable[[str], str] = _size_text("--input", 4096, "a size HxWxC or HxW")
 # A chart in pixels; 8000 on a side is already a 256-megabyte picture.
 plot_size: Callable[[str], str] = _size_text("--plot-size", 8000, "a size WxH in pixels")
 

@@ -34,29 +34,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_summary)
 
 
-def cmd_summary(args: argparse.Namespace) -> int:
-    from ..analysis import analyze
+def zoo_model(name: str, input_text: str | None, num_classes: int | None, command: str,
+              device: str = "meta"):  # fmt: skip
+    """The registered model ``name`` built for ``--input`` (in the lecture's notation, default the
+    size it was designed for; another channel count builds it for those channels), its info, and
+    the input size as (C, H, W). Shared by the commands that take a model and an input size."""
     from ..registry import create_model, get_model_info
 
-    info = get_model_info(args.name)
+    info = get_model_info(name)
     size = info.input_size
-    if args.input:
-        given = parse_size(args.input, chans=info.input_size[0])
+    if input_text:
+        given = parse_size(input_text, chans=info.input_size[0])
         if given.note:  # 3x227x227: read as C x H x W, and said so
-            print(f"cnnzoo summary: note: {given.note}", file=sys.stderr)
+            print(f"cnnzoo {command}: note: {given.note}", file=sys.stderr)
         size = given.chw
+    # An input with another channel count builds the model for it (grey images, AlphaGo planes).
+    in_chans = size[0] if size[0] != info.input_size[0] else None
+    try:
+        model = create_model(name, num_classes=num_classes, in_chans=in_chans, device=device)
+    except TypeError as err:
+        raise CnnzooError(f"{name} cannot be built for {size[0]} channels: {err}") from None
+    return model, info, size
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from ..analysis import analyze
+
     if args.batch < 1:
         raise CnnzooError(f"--batch must be at least 1, got {args.batch}")
     if args.depth is not None and args.depth < 1:
         raise CnnzooError(f"--depth must be at least 1, got {args.depth}")
-    # An input with another channel count builds the model for it (grey images, AlphaGo planes).
-    in_chans = size[0] if size[0] != info.input_size[0] else None
-    try:
-        model = create_model(
-            args.name, num_classes=args.num_classes, in_chans=in_chans, device="meta"
-        )
-    except TypeError as err:
-        raise CnnzooError(f"{args.name} cannot be built for {size[0]} channels: {err}") from None
+    model, info, size = zoo_model(args.name, args.input, args.num_classes, "summary")
     report = analyze(model, size, batch_size=args.batch, name=args.name)
     if args.format == "json":
         print(report.to_json())
