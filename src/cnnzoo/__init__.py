@@ -24,6 +24,8 @@ _LAZY = {
     "load_pretrained": "pretrained",
     "create_model": "registry",
     "get_model_info": "registry",
+    "is_model": "registry",
+    "list_pretrained": "registry",
     "list_models": "registry",
     "register_model": "registry",
     "extract_features": "transfer",
@@ -41,6 +43,8 @@ __all__ = [
     "create_model",
     "extract_features",
     "get_model_info",
+    "is_model",
+    "list_pretrained",
     "list_models",
     "load_pretrained",
     "load_checkpoint",
@@ -72,5 +76,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: F401
     from .inference import optimize_for_inference  # noqa: F401
     from .pretrained import LoadResult, load_pretrained  # noqa: F401
-    from .registry import create_model, get_model_info, list_models, register_model  # noqa: F401
+    from .registry import (  # noqa: F401
+        create_model,
+        get_model_info,
+        is_model,
+        list_models,
+        list_pretrained,
+        register_model,
+    )
     from .transfer import extract_features  # noqa: F401

@@ -1,0 +1,394 @@
+"""Published weights by name (``create_model(..., pretrained=True)``), timm's constructor
+arguments, the weight table, and ``hubconf.py``.
+
+Offline and with the real caches: a temporary ``TORCH_HOME`` holding a torchvision model's random
+weights under torchvision's own file name, torch.hub's real downloader reading ``file://`` URLs,
+and a Hugging Face cache filled by ``huggingface_hub.hf_hub_download`` itself from a local HTTP
+server standing in for the Hub. The oracle is always the peer's own model with the same weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+import cnnzoo
+from cnnzoo import hub
+from cnnzoo.errors import ModelArgumentError, WeightsError
+from helpers import randomize_bn_
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+ROOT = Path(__file__).resolve().parents[1]
+tv_models = pytest.importorskip("torchvision.models")
+
+
+def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+# --- create_model's arguments --------------------------------------------------------------------
+
+
+def test_unknown_argument_names_the_closest():
+    with pytest.raises(TypeError, match="no argument 'num_clases'; did you mean 'num_classes'"):
+        cnnzoo.create_model("resnet18", num_clases=10, device="meta")
+    with pytest.raises(ModelArgumentError, match="did you mean 'features_only'"):
+        cnnzoo.create_model("resnet18", feature_only=True, device="meta")
+
+
+def test_timm_argument_the_family_lacks_is_one_line():
+    with pytest.raises(ModelArgumentError) as err:
+        cnnzoo.create_model("vgg16", global_pool="max", device="meta")
+    assert "vgg16 (vgg) has no argument 'global_pool'" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_timm_arguments_reach_the_family():
+    m = cnnzoo.create_model("resnet18", drop_rate=0.25, global_pool="max", device="meta")
+    assert m.drop_rate == 0.25 and m.global_pool.pool_type == "max"
+    # GoogLeNet calls its head dropout `dropout`: timm's name reaches it.
+    g = cnnzoo.create_model("googlenet", drop_rate=0.3, device="meta")
+    assert g.dropout.p == 0.3
+
+
+def test_create_model_without_a_name():
+    with pytest.raises(ModelArgumentError, match="needs a model name"):
+        cnnzoo.create_model(None)
+
+
+def test_out_indices_needs_features_only():
+    with pytest.raises(ModelArgumentError, match="features_only=True"):
+        cnnzoo.create_model("resnet18", out_indices=(1, 2), device="meta")
+
+
+def test_checkpoint_path_loads_a_local_file(tmp_path):
+    peer = randomize_bn_(tv_models.resnet18()).eval()
+    torch.save(peer.state_dict(), tmp_path / "w.pth")
+    model = cnnzoo.create_model("resnet18", checkpoint_path=tmp_path / "w.pth").eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert same(model(x), peer(x))
+
+
+def test_listing_and_is_model():
+    table = hub.weights_table()
+    assert cnnzoo.list_models(pretrained=True) == sorted(table)
+    assert "lenet5" in cnnzoo.list_models() and "lenet5" not in table
+    tags = cnnzoo.list_pretrained("resnet50")
+    assert tags[0] == f"resnet50.{table['resnet50'][0]['tag']}"
+    assert all(t.startswith("resnet50.") for t in tags)
+    assert cnnzoo.is_model("resnet50") and cnnzoo.is_model(tags[-1])
+    assert not cnnzoo.is_model("resnet50.nonexistent") and not cnnzoo.is_model("resnet5O")
+
+
+def test_no_published_weights_lists_those_that_have_them():
+    with pytest.raises(WeightsError) as err:
+        cnnzoo.create_model("lenet5", pretrained=True)
+    msg = str(err.value)
+    assert "lenet5 has no published weights" in msg and "\n" not in msg
+    assert "resnet50" in msg and "vgg16" in msg and "zfnet" not in msg
+
+
+def test_weight_arguments_refuse_a_contradiction():
+    with pytest.raises(ModelArgumentError, match="need transform_input=True"):
+        cnnzoo.create_model("googlenet", pretrained=True, transform_input=False)
+
+
+# --- the weight table against the installed torchvision -----------------------------------------
+
+
+def test_table_matches_torchvision_metadata():
+    n = 0
+    for entries in hub.weights_table().values():
+        for e in entries:
+            if e["source"] != "torchvision":
+                continue
+            enum_name, member = e["weights"].split(".")
+            w = getattr(getattr(tv_models, enum_name), member)
+            assert e["url"] == w.url and w.url.endswith("/" + e["file_name"])
+            assert e["file_name"].split("-")[-1].startswith(e["hash_prefix"])
+            assert e["top1"] == w.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+            assert e["num_classes"] == len(w.meta["categories"]) == 1000
+            crop = w.transforms().crop_size[0]
+            assert e["input_size"] == [3, crop, crop]
+            n += 1
+    assert n >= 20  # alexnet, 8 VGGs, GoogLeNet, Inception v3, the ResNets and ResNeXts
+
+
+def test_imagenet_classes_are_torchvisions():
+    names = hub.imagenet_classes()
+    assert list(names) == tv_models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
+
+
+def test_table_architectures_take_the_peer_state_dict():
+    """Every name in the table takes its peer's state_dict key for key, shape for shape
+    (built on the meta device; scripts/gen_weights_table.py also compares outputs)."""
+    from cnnzoo.pretrained import _match_keys
+
+    timm = pytest.importorskip("timm")
+    for name, entries in hub.weights_table().items():
+        for source in {e["source"] for e in entries}:
+            e = next(e for e in entries if e["source"] == source)
+            with torch.device("meta"):
+                ours = cnnzoo.create_model(name, **e["model_args"])
+                if source == "torchvision":
+                    arch = e["architecture"].rsplit(".", 1)[-1]
+                    peer = tv_models.get_model(arch, **e["model_args"])
+                else:
+                    peer = timm.create_model(e["architecture"].split()[-1])
+            sd, _ = _match_keys(ours, peer.state_dict())
+            own = ours.state_dict()
+            assert set(sd) == set(own), (name, source, set(sd) ^ set(own))
+            assert all(sd[k].shape == own[k].shape for k in own), (name, source)
+
+
+# --- torch.hub's cache ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+@pytest.fixture(scope="module")
+def resnet18_peer():
+    return randomize_bn_(tv_models.resnet18()).eval()
+
+
+def test_cached_torchvision_file_is_used(torch_home, resnet18_peer):
+    entry = hub.published_weights("resnet18")
+    torch_home.mkdir(parents=True)
+    torch.save(resnet18_peer.state_dict(), torch_home / entry["file_name"])
+    assert entry["file_name"] == tv_models.ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]
+    model = cnnzoo.create_model("resnet18", pretrained=True).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert same(model(x), resnet18_peer(x))
+    cfg = model.pretrained_cfg
+    weights = tv_models.ResNet18_Weights.IMAGENET1K_V1
+    assert cfg["url"] == weights.url and cfg["file_name"] == entry["file_name"]
+    assert cfg["top1"] == weights.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+    assert cfg["label_names"] == weights.meta["categories"]
+    assert cfg["input_size"] == (3, 224, 224) and cfg["crop_pct"] == 0.875
+    assert cfg["num_classes"] == 1000 and model.default_cfg == cfg
+
+
+def test_new_class_count_keeps_the_backbone(torch_home, resnet18_peer):
+    torch_home.mkdir(parents=True)
+    file_name = hub.published_weights("resnet18")["file_name"]
+    torch.save(resnet18_peer.state_dict(), torch_home / file_name)
+    with pytest.warns(UserWarning, match="1000 classes in the file and 7 in the model"):
+        model = cnnzoo.create_model("resnet18", pretrained=True, num_classes=7).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        peer_features = torch.flatten(
+            resnet18_peer.avgpool(torch.nn.Sequential(*list(resnet18_peer.children())[:-2])(x)),
+            1,
+        )
+        assert same(model.forward_head(model.forward_features(x), pre_logits=True), peer_features)
+        assert model(x).shape == (2, 7)
+    assert model.pretrained_cfg["num_classes"] == 7 and model.pretrained_cfg["label_names"] is None
+
+
+def _serve_from(monkeypatch, entry: dict, **changes) -> dict:
+    """Point the table's entry at another URL (data, not code: the downloader is torch.hub's)."""
+    changed = {**entry, **changes}
+    entries = hub.weights_table()["resnet18"]
+    monkeypatch.setitem(entries, entries.index(entry), changed)
+    return changed
+
+
+def test_download_with_wrong_hash_is_refused_and_removed(tmp_path, torch_home, monkeypatch,
+                                                         resnet18_peer):  # fmt: skip
+    entry = hub.published_weights("resnet18")
+    served = tmp_path / "server" / entry["file_name"]
+    served.parent.mkdir()
+    torch.save(resnet18_peer.state_dict(), served)
+    _serve_from(monkeypatch, entry, url=served.as_uri())  # torchvision's real hash prefix
+    with pytest.raises(WeightsError) as err:
+        cnnzoo.create_model("resnet18", pretrained=True)
+    msg = str(err.value)
+    assert "\n" not in msg and entry["hash_prefix"] in msg and "refused" in msg
+    assert list(torch_home.iterdir()) == []  # no partial file, no final file
+
+
+def test_download_with_right_hash_loads(tmp_path, torch_home, monkeypatch, resnet18_peer):
+    entry = hub.published_weights("resnet18")
+    served = tmp_path / "server" / "w.pth"
+    served.parent.mkdir()
+    torch.save(resnet18_peer.state_dict(), served)
+    prefix = hashlib.sha256(served.read_bytes()).hexdigest()[:8]
+    name = f"resnet18-{prefix}.pth"
+    _serve_from(monkeypatch, entry, url=served.as_uri(), file_name=name, hash_prefix=prefix)
+    model = cnnzoo.create_model("resnet18", pretrained=True).eval()
+    assert [p.name for p in torch_home.iterdir()] == [name]
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert same(model(x), resnet18_peer(x))
+
+
+def test_empty_cache_offline_is_one_line(tmp_path, torch_home, monkeypatch):
+    entry = hub.published_weights("resnet18")
+    url = (tmp_path / "unreachable" / entry["file_name"]).as_uri()
+    _serve_from(monkeypatch, entry, url=url)
+    with pytest.raises(WeightsError) as err:
+        cnnzoo.create_model("resnet18", pretrained=True)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert entry["file_name"] in msg and url in msg and str(torch_home) in msg
+
+
+def test_cli_pretrained_offline_is_one_line(tmp_path, torch_home, monkeypatch, capsys):
+    from cnnzoo.cli import main
+
+    entry = hub.published_weights("resnet18")
+    _serve_from(monkeypatch, entry, url=(tmp_path / "nothing.pth").as_uri())
+    folder = tmp_path / "imgs"
+    assert main(["features", "resnet18", "--pretrained", "--data", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and entry["file_name"] in err and "put the file in" in err
+
+
+# --- the Hugging Face cache ----------------------------------------------------------------------
+
+
+class _Hub(http.server.BaseHTTPRequestHandler):
+    """Serves one file as the Hub's ``/{repo}/resolve/{revision}/{file}`` does (the headers
+    huggingface_hub reads: commit, ETag = the file's SHA-256, size)."""
+
+    files: dict[str, bytes] = {}
+
+    def _head(self) -> bytes | None:
+        body = self.files.get(self.path.split("?")[0])
+        if body is None:
+            self.send_error(404)
+            return None
+        self.send_response(200)
+        self.send_header("X-Repo-Commit", "0" * 40)
+        self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return body
+
+    def do_HEAD(self):  # noqa: N802
+        self._head()
+
+    def do_GET(self):  # noqa: N802
+        body = self._head()
+        if body is not None:
+            self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def _in_subprocess(code: str, env: dict) -> subprocess.CompletedProcess:
+    """Run ``code`` with cnnzoo from this checkout and the Hugging Face variables of ``env``
+    (read once, when huggingface_hub is imported, so each setting needs its own process)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    full.update(env, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=120
+    )
+
+
+LOAD = """
+import torch, cnnzoo
+model = cnnzoo.create_model("mobilenet_v1", pretrained=True).eval()
+torch.manual_seed(0)
+with torch.no_grad():
+    torch.save(model(torch.randn(2, 3, 64, 64)), r"{out}")
+print(model.pretrained_cfg["hf_hub_id"], model.pretrained_cfg["file_name"])
+"""
+
+
+def test_timm_weights_through_the_hugging_face_cache(tmp_path):
+    timm = pytest.importorskip("timm")
+    pytest.importorskip("huggingface_hub")
+    from safetensors.torch import save_file
+
+    entry = hub.published_weights("mobilenet_v1")
+    assert entry["source"] == "timm"
+    peer = randomize_bn_(timm.create_model(entry["architecture"].split()[-1])).eval()
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in peer.state_dict().items()}, str(path))
+    _Hub.files = {f"/{entry['hf_hub_id']}/resolve/main/{entry['file_name']}": path.read_bytes()}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    home = tmp_path / "hf"
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = peer(x)
+    try:  # the first time through the (local) hub: huggingface_hub downloads into its cache
+        out = tmp_path / "online.pt"
+        r = _in_subprocess(LOAD.format(out=out), {"HF_HOME": str(home), "HF_ENDPOINT": endpoint})
+        assert r.returncode == 0, r.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert same(torch.load(out), expected)
+    assert entry["hf_hub_id"] in r.stdout
+    # The hub gone and offline: the cached file is used.
+    out = tmp_path / "offline.pt"
+    r = _in_subprocess(LOAD.format(out=out), {"HF_HOME": str(home), "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr
+    assert same(torch.load(out), expected)
+    # An empty cache offline: one line naming the file, its URL and the cache folder.
+    empty = tmp_path / "empty"
+    code = (
+        "import cnnzoo, sys\n"
+        "try:\n    cnnzoo.create_model('mobilenet_v1', pretrained=True)\n"
+        "except cnnzoo.CnnzooError as e:\n    print(e)\n"
+    )
+    r = _in_subprocess(code, {"HF_HOME": str(empty), "HF_HUB_OFFLINE": "1"})
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1, r.stdout + r.stderr
+    assert entry["file_name"] in lines[0] and hub.weight_url(entry) in lines[0]
+    assert str(empty) in lines[0] and "offline" in lines[0]
+
+
+# --- hubconf.py ----------------------------------------------------------------------------------
+
+
+def test_torch_hub_load_from_the_checkout(tmp_path):
+    """``torch.hub.load(checkout, name, source="local")`` for every model, in a process where
+    cnnzoo is not importable except through the checkout's hubconf.py."""
+    code = (
+        "import json, sys, torch\n"
+        "names = torch.hub.list(sys.argv[1], source='local')\n"
+        "out = {}\n"
+        "for n in names:\n"
+        "    m = torch.hub.load(sys.argv[1], n, source='local', device='meta')\n"
+        "    out[n] = [type(m).__name__, sum(p.numel() for p in m.parameters())]\n"
+        "print(json.dumps([sys.modules['cnnzoo'].__file__, out]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TORCH_HOME"] = str(tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-I", "-c", code, str(ROOT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    where, loaded = json.loads(r.stdout.strip().splitlines()[-1])
+    assert Path(where).is_relative_to(ROOT / "src")  # the checkout's, not an installed copy
+    assert sorted(loaded) == cnnzoo.list_models()
+    for name, (cls, n) in loaded.items():
+        model = cnnzoo.create_model(name, device="meta")
+        assert [type(model).__name__, sum(p.numel() for p in model.parameters())] == [cls, n]
