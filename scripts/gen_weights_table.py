@@ -57,6 +57,9 @@ MODEL_ARGS = {
 # torchvision's weight names -> timm-style tags
 TV_TAGS = {"IMAGENET1K_V1": "tv_in1k", "IMAGENET1K_V2": "tv2_in1k"}
 TIMM_FILE = "model.safetensors"  # what timm's hub loader reads first
+# the side of the comparison's input: small (the outputs agree at any size both accept), but
+# large enough for the Inception stems
+SIDE = {"inception_v3": 107, "inception_v4": 107, "inception_resnet_v2": 107}
 
 
 def _randomize_bn(model: torch.nn.Module) -> None:
@@ -113,9 +116,8 @@ def torchvision_entries(name: str, tv_name: str) -> list[dict]:
     from torchvision.models import get_model, get_model_weights
 
     args = MODEL_ARGS.get(("torchvision", name), {})
-    size = 299 if tv_name == "inception_v3" else 224
     peer = get_model(tv_name, weights=None, **args)
-    why = same_architecture(name, peer, args, size)
+    why = same_architecture(name, peer, args, SIDE.get(name, 64))
     if why:
         print(f"  {name}: not torchvision's {tv_name}: {why}", file=sys.stderr)
         return []
@@ -160,7 +162,7 @@ def timm_entries(name: str, arch: str, taken: set[str]) -> list[dict]:
     if not cfgs:
         return []
     peer = timm.create_model(arch, pretrained=False)
-    why = same_architecture(name, peer, args, cfgs[0][1].input_size[-1])
+    why = same_architecture(name, peer, args, SIDE.get(name, 64))
     if why:
         print(f"  {name}: not timm's {arch}: {why}", file=sys.stderr)
         return []

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import threading
+import typing
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ import torch
 import cnnzoo
 from cnnzoo import hub
 from cnnzoo.errors import ModelArgumentError, WeightsError
+from cnnzoo.modeltable import model_rows
 from helpers import randomize_bn_
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -259,6 +261,45 @@ def test_cli_pretrained_offline_is_one_line(tmp_path, torch_home, monkeypatch, c
     assert len(err.splitlines()) == 1 and entry["file_name"] in err and "put the file in" in err
 
 
+def test_cli_predict_pretrained_uses_the_weights_preprocessing(tmp_path, torch_home,
+                                                              resnet18_peer, capsys):  # fmt: skip
+    """``predict resnet18 --pretrained``: torchvision's own evaluation transform of the weights
+    (resize 256, centre 224, ImageNet mean/std) and ImageNet's class names."""
+    from PIL import Image
+    from torchvision.io import read_image
+
+    from cnnzoo.cli import main
+    from cnnzoo.data import load_image
+    from cnnzoo.runs import Preprocess
+
+    torch_home.mkdir(parents=True)
+    torch.save(
+        resnet18_peer.state_dict(), torch_home / hub.published_weights("resnet18")["file_name"]
+    )
+    pixels = torch.randint(
+        0, 256, (300, 400, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(3)
+    )
+    image = tmp_path / "photo.png"
+    Image.fromarray(pixels.numpy()).save(image)
+    weights = tv_models.ResNet18_Weights.IMAGENET1K_V1
+    expected_x = weights.transforms()(read_image(str(image)))
+    model = cnnzoo.create_model("resnet18", pretrained=True)
+    pre = Preprocess.from_pretrained_cfg(model.pretrained_cfg).to_dict()
+    x = load_image(image, pre)
+    assert x.shape == expected_x.shape == (3, 224, 224)
+    assert (x - expected_x).abs().mean() < 0.01  # uint8 rounding of the resize, at most
+    assert (
+        main(["predict", "resnet18", "--pretrained", str(image), "--topk", "3", "--format", "json"])
+        == 0
+    )
+    (result,) = json.loads(capsys.readouterr().out)
+    with torch.no_grad():
+        probs = resnet18_peer(x[None]).softmax(1)[0]
+    top = probs.topk(3)
+    assert [n for n, _ in result["top"]] == [weights.meta["categories"][i] for i in top.indices]
+    assert [p for _, p in result["top"]] == pytest.approx(top.values.tolist(), rel=1e-4)
+
+
 # --- the Hugging Face cache ----------------------------------------------------------------------
 
 
@@ -365,20 +406,25 @@ def test_timm_weights_through_the_hugging_face_cache(tmp_path):
 
 def test_torch_hub_load_from_the_checkout(tmp_path):
     """``torch.hub.load(checkout, name, source="local")`` for every model, in a process where
-    cnnzoo is not importable except through the checkout's hubconf.py."""
+    cnnzoo is not importable except through the checkout's hubconf.py; hubconf's public
+    callables (what ``torch.hub.list`` lists for a GitHub repository) are exactly the models."""
     code = (
-        "import json, sys, torch\n"
-        "names = torch.hub.list(sys.argv[1], source='local')\n"
+        "import importlib.util, json, sys, torch\n"
         "out = {}\n"
-        "for n in names:\n"
+        "for n in json.loads(sys.argv[2]):\n"
         "    m = torch.hub.load(sys.argv[1], n, source='local', device='meta')\n"
         "    out[n] = [type(m).__name__, sum(p.numel() for p in m.parameters())]\n"
-        "print(json.dumps([sys.modules['cnnzoo'].__file__, out]))\n"
+        "spec = importlib.util.spec_from_file_location('hubconf', sys.argv[1] + '/hubconf.py')\n"
+        "hubconf = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(hubconf)\n"
+        "listed = [f for f in dir(hubconf) if callable(getattr(hubconf, f)) and f[0] != '_']\n"
+        "print(json.dumps([sys.modules['cnnzoo'].__file__, listed, out]))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TORCH_HOME"] = str(tmp_path)
+    names = cnnzoo.list_models()
     r = subprocess.run(
-        [sys.executable, "-I", "-c", code, str(ROOT)],
+        [sys.executable, "-I", "-c", code, str(ROOT), json.dumps(names)],
         env=env,
         capture_output=True,
         text=True,
@@ -386,9 +432,10 @@ def test_torch_hub_load_from_the_checkout(tmp_path):
         cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr
-    where, loaded = json.loads(r.stdout.strip().splitlines()[-1])
+    where, listed, loaded = json.loads(r.stdout.strip().splitlines()[-1])
     assert Path(where).is_relative_to(ROOT / "src")  # the checkout's, not an installed copy
-    assert sorted(loaded) == cnnzoo.list_models()
+    assert sorted(listed) == names == sorted(loaded)
+    params = {r["name"]: r["params"] for r in model_rows()}  # the registry's own counts
     for name, (cls, n) in loaded.items():
-        model = cnnzoo.create_model(name, device="meta")
-        assert [type(model).__name__, sum(p.numel() for p in model.parameters())] == [cls, n]
+        built = typing.get_type_hints(cnnzoo.get_model_info(name).builder)["return"]
+        assert (cls, n) == (built.__name__, params[name]), name
