@@ -149,12 +149,11 @@ def torchvision_entries(name: str, tv_name: str) -> list[dict]:
 
 
 def timm_entries(name: str, arch: str, taken: set[str]) -> list[dict]:
-    import timm
-    from timm.models import get_pretrained_cfg
+    from timm.models import get_arch_pretrained_cfgs, get_pretrained_cfg, is_model_pretrained
 
-    tags = [t.split(".", 1)[1] for t in timm.list_pretrained(f"{arch}.*")]
-    if not tags:
+    if not is_model_pretrained(arch):
         return []
+    tags = [t.split(".", 1)[1] for t in get_arch_pretrained_cfgs(arch)]  # timm's default first
     args = MODEL_ARGS.get(("timm", name), {})
     cfgs = [get_pretrained_cfg(f"{arch}.{t}") for t in tags]
     cfgs = [(t, c) for t, c in zip(tags, cfgs, strict=True) if c.num_classes == 1000]
