@@ -149,6 +149,7 @@ def torchvision_entries(name: str, tv_name: str) -> list[dict]:
 
 
 def timm_entries(name: str, arch: str, taken: set[str]) -> list[dict]:
+    import timm
     from timm.models import get_arch_pretrained_cfgs, get_pretrained_cfg, is_model_pretrained
 
     if not is_model_pretrained(arch):

@@ -319,7 +319,6 @@ def test_cli_features_and_neighbors_with_published_weights(tmp_path, torch_home,
     """``features resnet18 --pretrained`` normalises with the weights' statistics, and
     ``neighbors`` embeds a query image with the same published weights: an image of the folder
     finds its own row at distance 0."""
-    from PIL import Image
 
     from cnnzoo.cli import main
     from cnnzoo.runs import load_features
@@ -327,12 +326,7 @@ def test_cli_features_and_neighbors_with_published_weights(tmp_path, torch_home,
     torch_home.mkdir(parents=True)
     file_name = hub.published_weights("resnet18")["file_name"]
     torch.save(resnet18_peer.state_dict(), torch_home / file_name)
-    g = torch.Generator().manual_seed(5)
-    for c in ("a", "b"):
-        (tmp_path / "imgs" / c).mkdir(parents=True)
-        for i in range(3):
-            pixels = torch.randint(0, 256, (80, 96, 3), dtype=torch.uint8, generator=g)
-            Image.fromarray(pixels.numpy()).save(tmp_path / "imgs" / c / f"{i}.png")
+    _image_folder(tmp_path / "imgs")
     feats = tmp_path / "f.npz"
     args = ["features", "resnet18", "--pretrained", "--data", str(tmp_path / "imgs")]
     assert main([*args, "--out", str(feats), "--no-progress", "--img-size", "64"]) == 0
@@ -348,6 +342,46 @@ def test_cli_features_and_neighbors_with_published_weights(tmp_path, torch_home,
     )
     nearest = capsys.readouterr().out.splitlines()[1]
     assert nearest.strip().startswith("1.") and float(nearest.split()[-1]) < 1e-3
+
+
+def _image_folder(root: Path, classes=("a", "b"), per_class: int = 3) -> Path:
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(5)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = torch.randint(0, 256, (80, 96, 3), dtype=torch.uint8, generator=g)
+            Image.fromarray(pixels.numpy()).save(root / c / f"{i}.png")
+    return root
+
+
+def test_cli_finetune_pretrained_records_the_weights_preprocessing(tmp_path, torch_home,
+                                                                  resnet18_peer):  # fmt: skip
+    """``finetune resnet18 --pretrained``: a linear probe on the published backbone, whose
+    checkpoint records the weights' mean/std and rebuilds the same backbone."""
+    from cnnzoo.cli import main
+    from cnnzoo.runs import Checkpoint
+
+    torch_home.mkdir(parents=True)
+    torch.save(
+        resnet18_peer.state_dict(), torch_home / hub.published_weights("resnet18")["file_name"]
+    )
+    data = _image_folder(tmp_path / "imgs", per_class=4)
+    out = tmp_path / "run"
+    args = ["finetune", "resnet18", "--pretrained", "--data", str(data), "--img-size", "32"]
+    assert main([*args, "--out", str(out), "--no-progress", "--no-plots", "--no-tensorboard"]) == 0
+    ckpt = Checkpoint.load(out)
+    weights = tv_models.ResNet18_Weights.IMAGENET1K_V1.transforms()
+    assert ckpt.preprocess.mean == pytest.approx(weights.mean)
+    assert ckpt.preprocess.std == pytest.approx(weights.std)
+    assert ckpt.classes == ["a", "b"]
+    model = ckpt.build_model().eval()
+    x = torch.randn(2, 3, 64, 64)
+    trunk = torch.nn.Sequential(*list(resnet18_peer.children())[:-2])
+    with torch.no_grad():
+        assert same(model.forward_features(x), trunk(x))
+        assert model(x).shape == (2, 2)
 
 
 # --- the Hugging Face cache ----------------------------------------------------------------------
