@@ -22,7 +22,7 @@ PAIRS = [
     ("resnet18", "resnet18", {}, 64),
     ("resnet50", "resnet50", {}, 64),
     ("se_resnet50", "seresnet50", {}, 64),
-    ("vgg11", "vgg11", {}, 64),
+    pytest.param(("vgg11", "vgg11", {}, 64), marks=pytest.mark.slow, id="vgg11"),  # 133M params
     ("inception_v3", "inception_v3", {"aux_logits": False}, 107),
     ("inception_v4", "inception_v4", {}, 107),
     ("inception_resnet_v2", "inception_resnet_v2", {}, 107),
@@ -34,7 +34,7 @@ def _flat(key: str) -> str:
     return key.replace(".", "_")  # timm's feature wrapper flattens "features.0" to "features_0"
 
 
-@pytest.fixture(scope="module", params=PAIRS, ids=[p[0] for p in PAIRS])
+@pytest.fixture(scope="module", params=PAIRS, ids=lambda p: p[0])
 def pair(request, tmp_path_factory):
     """(cnnzoo model, timm model, timm features_only model), all with the same weights."""
     name, arch, args, side = request.param
@@ -66,7 +66,9 @@ def test_features_only_equals_timms(pair):
 def test_out_indices_select_timms_maps(pair):
     ours, _, feats, _, (name, args, _) = pair
     n = len(feats.feature_info)
-    model = cnnzoo.create_model(name, features_only=True, out_indices=(1, -1), **args)
+    model = cnnzoo.create_model(
+        name, features_only=True, out_indices=(1, -1), device="meta", **args
+    )
     assert model.feature_info.reduction() == [feats.feature_info.reduction()[i] for i in (1, n - 1)]
     assert model.feature_info.module_name() == [
         ours.feature_info.module_name(i) for i in (1, n - 1)
