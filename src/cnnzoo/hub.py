@@ -114,7 +114,11 @@ def _torch_hub_file(entry: dict, progress: bool) -> Path:
 def _hf_hub_file(entry: dict) -> Path:
     try:
         from huggingface_hub import constants, hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            HfHubHTTPError,
+            LocalEntryNotFoundError,
+        )
     except ImportError:
         raise WeightsError(
             f"{entry['hf_hub_id']} is on the Hugging Face Hub: pip install huggingface_hub"
@@ -122,22 +126,26 @@ def _hf_hub_file(entry: dict) -> Path:
     try:
         return Path(hf_hub_download(entry["hf_hub_id"], entry["file_name"]))
     except (EntryNotFoundError, HfHubHTTPError, OSError) as err:
-        why = "offline (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else err
+        if constants.HF_HUB_OFFLINE:
+            why = "offline (HF_HUB_OFFLINE is set)"
+        elif isinstance(err, LocalEntryNotFoundError):  # the client's fallback to its cache
+            why = "the Hub cannot be reached"
+        else:
+            why = err
         raise _not_cached(entry, Path(constants.HF_HUB_CACHE), why) from None
 
 
 def _not_cached(entry: dict, folder: Path, why: object) -> WeightsError:
     why = str(why).strip().splitlines()[0] if str(why).strip() else type(why).__name__
     if entry["source"] == "torchvision":
-        where = f"put the file in {folder}/"
-    else:
-        where = (
-            f"or fetch it on a connected machine (huggingface-cli download {entry['hf_hub_id']} "
-            f"{entry['file_name']}) and copy the Hugging Face cache to {folder}"
+        fix = f"download {weight_url(entry)} and put the file in {folder}/"
+    else:  # the Hugging Face cache is a tree of snapshots: its client must lay it out
+        fix = (
+            f"it is {weight_url(entry)}; on a connected machine run `huggingface-cli download "
+            f"{entry['hf_hub_id']} {entry['file_name']}` and copy its cache to {folder}"
         )
     return WeightsError(
-        f"{entry['file_name']} is not cached and cannot be downloaded ({why}): download "
-        f"{weight_url(entry)} and {where}"
+        f"{entry['file_name']} is not cached and cannot be downloaded ({why}): {fix}"
     )
 
 
