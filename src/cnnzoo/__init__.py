@@ -26,6 +26,8 @@ _LAZY = {
     "explore": "explorer",
     "create_model": "registry",
     "get_model_info": "registry",
+    "is_model": "registry",
+    "list_pretrained": "registry",
     "list_models": "registry",
     "register_model": "registry",
     "extract_features": "transfer",
@@ -44,6 +46,8 @@ __all__ = [
     "explore",
     "extract_features",
     "get_model_info",
+    "is_model",
+    "list_pretrained",
     "list_models",
     "load_pretrained",
     "load_checkpoint",
@@ -78,5 +82,12 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from .explorer import explore  # noqa: F401
     from .inference import optimize_for_inference  # noqa: F401
     from .pretrained import LoadResult, load_pretrained  # noqa: F401
-    from .registry import create_model, get_model_info, list_models, register_model  # noqa: F401
+    from .registry import (  # noqa: F401
+        create_model,
+        get_model_info,
+        is_model,
+        list_models,
+        list_pretrained,
+        register_model,
+    )
     from .transfer import extract_features  # noqa: F401

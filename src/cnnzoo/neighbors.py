@@ -72,13 +72,16 @@ def _embed_image(feats: dict, image: Path) -> tuple[torch.Tensor, torch.Tensor]:
     from .transfer import extract_features
 
     meta = feats["meta"]
-    if not meta.get("model_source"):
+    if meta.get("model_source"):
+        src = resolve_model(meta["model_source"], meta["model"])
+    elif meta.get("pretrained"):
+        src = resolve_model(meta["model"], pretrained=True)  # the same published weights
+    else:
         raise CnnzooError(
             f"{image}: the features were computed by a randomly initialised {meta['model']}, so "
             f"an image cannot be embedded the same way; query by row index, or make the "
-            f"features from a checkpoint"
+            f"features from a checkpoint or with --pretrained"
         )
-    src = resolve_model(meta["model_source"], meta["model"])
     x = load_image(image, meta["preprocess"])
     f, _ = extract_features(
         src.model,

@@ -1,4 +1,5 @@
-"""The model registry: ``register_model``, ``create_model``, ``list_models``.
+"""The model registry: ``register_model``, ``create_model``, ``list_models``, ``is_model``,
+``list_pretrained``.
 
 Builders register themselves with a decorator; ``cnnzoo.models`` imports every family module
 explicitly, and the look-ups below import ``cnnzoo.models`` on first use, so the registry is
@@ -10,13 +11,15 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
-from collections.abc import Callable
+import os
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .errors import UnknownModelError
+from .errors import ModelArgumentError, UnknownModelError
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,37 @@ def register_model(fn: Callable | None = None, *, input_size: tuple[int, int, in
     return decorate(fn) if fn is not None else decorate
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching a shell wildcard (``"res*"``, ``"*_bn"``), sorted."""
-    return sorted(n for n in _zoo() if fnmatch.fnmatchcase(n, pattern))
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Registered names matching a shell wildcard (``"res*"``, ``"*_bn"``), sorted; with
+    ``pretrained=True`` only those with published weights (``list_pretrained`` gives their tags)."""
+    names = sorted(n for n in _zoo() if fnmatch.fnmatchcase(n, pattern))
+    if pretrained:
+        from .hub import weights_table
+
+        names = [n for n in names if n in weights_table()]
+    return names
+
+
+def list_pretrained(pattern: str = "*") -> list[str]:
+    """The published weights as timm names them, ``"name.tag"`` (``"resnet50.tv_in1k"``), for the
+    names matching ``pattern``; each name's default weights come first."""
+    from .hub import weights_table
+
+    table = weights_table()
+    return [
+        f"{name}.{entry['tag']}"
+        for name in sorted(table)
+        if fnmatch.fnmatchcase(name, pattern) and name in _zoo()
+        for entry in table[name]
+    ]
+
+
+def is_model(name: str) -> bool:
+    """Whether ``name`` (or ``"name.tag"`` of published weights) builds a registered model."""
+    base, _, tag = name.partition(".")
+    if base not in _zoo():
+        return False
+    return not tag or f"{base}.{tag}" in list_pretrained(base)
 
 
 def closest_models(name: str, n: int = 5) -> list[str]:
@@ -93,6 +124,11 @@ def closest_models(name: str, n: int = 5) -> list[str]:
     return out[:n]
 
 
+def get_model_infos() -> dict[str, ModelInfo]:
+    """Every registered name and its entry (a copy of the registry)."""
+    return dict(_zoo())
+
+
 def get_model_info(name: str) -> ModelInfo:
     """The registry entry for ``name``; an unknown name raises with the closest names."""
     try:
@@ -103,26 +139,142 @@ def get_model_info(name: str) -> ModelInfo:
         raise UnknownModelError(f"unknown model {name!r}; {hint}") from None
 
 
+# create_model's own arguments, which every family takes (timm's names)
+COMMON_ARGS = (
+    "pretrained",
+    "num_classes",
+    "in_chans",
+    "device",
+    "features_only",
+    "out_indices",
+    "checkpoint_path",
+)
+# timm's constructor arguments that only some families have
+TIMM_ARGS = ("drop_rate", "drop_path_rate", "global_pool")
+# timm's name -> the one a family uses for the same thing, tried when the family lacks timm's
+ALIASES = {"drop_rate": "dropout"}  # GoogLeNet, BN-Inception, Inception v3: head dropout
+
+
 def create_model(
     name: str,
+    pretrained: bool = False,
     num_classes: int | None = None,
     in_chans: int | None = None,
     device: torch.device | str | None = None,
+    *,
+    features_only: bool = False,
+    out_indices: int | Sequence[int] | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
     **kwargs,
 ) -> nn.Module:
     """Build a registered model, as ``timm.create_model`` does.
 
+    ``pretrained=True`` loads the published ImageNet weights (``cnnzoo.hub``; ``"name.tag"``
+    picks weights other than the default), ``checkpoint_path`` a local weight file or cnnzoo
+    checkpoint; with another ``num_classes`` the backbone loads and the classifier is new.
     ``num_classes`` and ``in_chans`` default to the architecture's own (1000 classes and RGB for
     the ImageNet models, 10 classes of 32x32x1 for LeNet-5, 361 moves of 19x19x48 for AlphaGo);
     ``num_classes=0`` gives a model whose output is the pooled pre-logits features.
-    ``device="meta"`` builds it without allocating weights (to count parameters, say).
+    ``features_only=True`` gives timm's feature extractor: ``forward`` returns the feature maps
+    at ``out_indices`` (default: all), described by ``model.feature_info``.
+    Other keywords go to the family's constructor (``drop_rate``, ``global_pool``,
+    ``drop_path_rate``, ...); one it does not take is a ``ModelArgumentError`` (a ``TypeError``)
+    naming the closest valid argument. ``device="meta"`` builds it without allocating weights.
     """
-    info = get_model_info(name)
+    if not isinstance(name, str):
+        raise ModelArgumentError(
+            f"create_model needs a model name (a string such as 'resnet50'), got {name!r}; "
+            f"see cnnzoo.list_models()"
+        )
+    base, _, tag = name.partition(".")
+    info = get_model_info(base)
+    kwargs = _family_kwargs(info, kwargs)
+    if out_indices is not None and not features_only:
+        raise ModelArgumentError("out_indices selects feature maps: use it with features_only=True")
+    entry = None
+    if pretrained:
+        from .hub import published_weights
+
+        entry = published_weights(base, tag or None)
+        kwargs = _with_weight_args(base, entry, kwargs)
+    elif tag:
+        raise ModelArgumentError(f"{name!r} names published weights: add pretrained=True")
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if in_chans is not None:
         kwargs["in_chans"] = in_chans
     if device is None:
-        return info.builder(**kwargs)
-    with torch.device(device):
-        return info.builder(**kwargs)
+        model = info.builder(**kwargs)
+    else:
+        with torch.device(device):
+            model = info.builder(**kwargs)
+    if entry is not None:
+        from .hub import load_published
+
+        load_published(model, entry)
+    if checkpoint_path:
+        from .pretrained import load_pretrained
+
+        load_pretrained(model, checkpoint_path)
+    if features_only:
+        if not hasattr(model, "as_features"):
+            raise ModelArgumentError(f"{base} has no feature maps to give (features_only)")
+        model.as_features(out_indices)
+    return model
+
+
+def constructor_args(info: ModelInfo) -> list[str]:
+    """The keyword arguments a family's builder accepts: its own, then those of the class it
+    returns (its return annotation), following ``**kwargs`` up the class hierarchy."""
+    names: list[str] = []
+
+    def collect(fn: Callable) -> bool:  # True: fn passes **kwargs on
+        more = False
+        for p in inspect.signature(fn).parameters.values():
+            if p.kind is p.VAR_KEYWORD:
+                more = True
+            elif p.kind is not p.VAR_POSITIONAL and p.name not in ("self", *names):
+                names.append(p.name)
+        return more
+
+    if collect(info.builder):
+        cls = typing.get_type_hints(info.builder).get("return")
+        for klass in getattr(cls, "__mro__", ()):
+            if "__init__" in vars(klass) and not collect(vars(klass)["__init__"]):
+                break
+    return names
+
+
+def _family_kwargs(info: ModelInfo, kwargs: dict) -> dict:
+    """``kwargs`` checked against what the family takes (timm's names translated by ALIASES);
+    an unknown one raises naming the closest valid argument."""
+    valid = constructor_args(info)
+    out = {}
+    for key, value in kwargs.items():
+        alias = ALIASES.get(key)
+        if key not in valid and alias in valid:
+            key = alias
+        if key not in valid:
+            choices = sorted({*valid, *COMMON_ARGS})
+            close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"it takes {', '.join(choices)}"
+            what = "timm's argument, but the family has no such setting" if key in TIMM_ARGS else ""
+            raise ModelArgumentError(
+                f"{info.name} ({info.family}) has no argument {key!r}"
+                + (f" ({what})" if what else "")
+                + f"; {hint}"
+            )
+        out[key] = value
+    return out
+
+
+def _with_weight_args(name: str, entry: dict, kwargs: dict) -> dict:
+    """The constructor arguments the published weights were trained with (GoogLeNet's
+    ``transform_input=True``, MobileNet's ``act="relu6"``), refusing a contradicting one."""
+    for key, value in entry.get("model_args", {}).items():
+        if key in kwargs and kwargs[key] != value:
+            raise ModelArgumentError(
+                f"{name}'s published weights ({entry['tag']}) need {key}={value!r}, got "
+                f"{key}={kwargs[key]!r}; leave {key} out"
+            )
+    return {**entry.get("model_args", {}), **kwargs}

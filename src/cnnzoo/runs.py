@@ -42,7 +42,7 @@ class Preprocess:
     source_size: tuple[int, int]  # (H, W) images are first fitted to (the dataset's own size)
     mean: tuple[float, ...]  # per channel, in [0, 1] pixel units
     std: tuple[float, ...]
-    spatial: str | None = None  # none | pad | resize (None: from the two sizes)
+    spatial: str | None = None  # none | pad | resize | crop (None: from the two sizes)
     interpolation: str = "bilinear"  # resize filter of pretrained weights (timm's key)
     crop_pct: float = 1.0  # centre-crop fraction of pretrained weights (timm's key)
 
@@ -80,7 +80,8 @@ class Preprocess:
     def from_pretrained_cfg(cls, cfg: dict, source_size: tuple[int, int] | None = None):
         """From a model's timm-style ``pretrained_cfg`` (``input_size``, ``mean``, ``std``,
         ``interpolation``, ``crop_pct``). ``source_size`` defaults to the size an image is
-        resized to before the centre crop (``H / crop_pct``), as timm's eval transform does."""
+        resized to before the centre crop (``H / crop_pct``), as timm's eval transform does, and
+        the input is then its centre (``spatial="crop"``)."""
         c, h, w = (int(v) for v in cfg["input_size"])
         crop = float(cfg.get("crop_pct") or 1.0)
         if source_size is None:
@@ -91,7 +92,7 @@ class Preprocess:
             tuple(source_size),
             tuple(mean),
             tuple(std),
-            None,
+            "crop" if tuple(source_size) != (h, w) else None,
             str(cfg.get("interpolation", "bilinear")),
             crop,
         )
@@ -349,7 +350,7 @@ class ModelSource:
     model_args: dict  # create_model arguments that rebuild it
     input_size: tuple[int, int, int]  # (C, H, W) it expects
     preprocess: Preprocess | None  # the preprocessing it was trained with (None: unknown)
-    classes: list[str] | None  # the checkpoint's class names
+    classes: list[str] | None  # the checkpoint's (or the published weights') class names
     source: str  # checkpoint or weight-file path, "pretrained", or "" for fresh random weights
     checkpoint: Checkpoint | None = None
 
@@ -425,12 +426,14 @@ def resolve_model(
         kwargs["pretrained"] = True
     model = create_model(name, **kwargs)
     kwargs.pop("pretrained", None)
-    pre = None
+    pre, classes = None, None
     cfg = getattr(model, "pretrained_cfg", None) if pretrained else None
-    if cfg:
+    if cfg:  # the published weights' preprocessing, class names and construction
         pre = Preprocess.from_pretrained_cfg(cfg)
+        classes = cfg.get("label_names")
+        kwargs = {**cfg.get("model_args", {}), **kwargs}
     size = pre.input_size if pre else _default_size(name, model)
-    return ModelSource(model, name, kwargs, size, pre, None, "pretrained" if pretrained else "")
+    return ModelSource(model, name, kwargs, size, pre, classes, "pretrained" if pretrained else "")
 
 
 def _default_size(name: str, model: nn.Module) -> tuple[int, int, int]:
@@ -580,6 +583,7 @@ def embed(
     meta = {
         "model": src.name,
         "model_source": str(Path(src.source).resolve()) if Path(src.source).is_file() else "",
+        "pretrained": pretrained,
         "layer": layer or "",
         "pool": pool,
         "data": data,

@@ -10,7 +10,7 @@ from ._args import img_size, nonneg_float, output_dir, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ._options import add_config_options, add_data_options
+    from ._options import add_config_options, add_data_options, add_pretrained_option
 
     p = sub.add_parser(
         "finetune",
@@ -24,9 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "weights",
         metavar="CKPT_OR_WEIGHTS",
-        help="a cnnzoo checkpoint, or a torchvision/timm weight file with --model",
+        help="a cnnzoo checkpoint, a torchvision/timm weight file with --model, or a model name "
+        "with --pretrained",
     )
     p.add_argument("--model", dest="model_name", help="architecture (required for weight files)")
+    add_pretrained_option(p)
     p.add_argument(
         "--freeze",
         default="backbone",
@@ -86,6 +88,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         limit=args.limit,
         out=args.out,
+        pretrained=args.pretrained,
         **config_overrides(args),
     )
     result = run.train(args.strict, args.download, lambda line: print(f"cnnzoo finetune: {line}"))

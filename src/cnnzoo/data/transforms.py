@@ -5,7 +5,7 @@ what a model wants: its channel count (grayscale <-> RGB), its spatial size (zer
 LeNet-5 did for 28x28 digits, or a resize), then augmentation, then normalisation. The same
 ``preprocess`` dict drives training, evaluation and ``predict`` and is stored in checkpoints:
 
-``{"input_size": [C, H, W], "source_size": [H0, W0], "spatial": "none"|"pad"|"resize",
+``{"input_size": [C, H, W], "source_size": [H0, W0], "spatial": "none"|"pad"|"resize"|"crop",
 "mean": [...], "std": [...]}``
 
 torchvision.transforms.v2's random transforms draw one set of parameters per call (one crop for a
@@ -74,6 +74,8 @@ def to_model_space(x: torch.Tensor, preprocess: dict) -> torch.Tensor:
     if mode == "pad":
         dh, dw = h - x.shape[-2], w - x.shape[-1]
         return F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
+    if mode == "crop":  # pretrained weights' eval transform: H / crop_pct, then the centre H
+        return _tf().center_crop(x, [h, w])
     return _tf().resize(x, [h, w], antialias=True)
 
 

@@ -47,10 +47,12 @@ class FineTune:
         data_dir: str | None = None,
         limit: int | None = None,
         out: str | os.PathLike | None = None,
+        pretrained: bool = False,
         **config: Any,
     ) -> FineTune:
-        """``probe`` defaults to True for ``freeze="backbone"``; ``config``: TrainConfig fields."""
-        if not Path(weights).is_file():
+        """``probe`` defaults to True for ``freeze="backbone"``; ``config``: TrainConfig fields.
+        With ``pretrained``, ``weights`` is a model name whose published weights start it."""
+        if not pretrained and not Path(weights).is_file():
             raise CnnzooError(
                 f"{weights} is not a file; finetune starts from a checkpoint or weight file "
                 f"(to train from scratch use `cnnzoo train`)"
@@ -63,7 +65,7 @@ class FineTune:
             )
         if backbone_lr_scale < 0:
             raise CnnzooError(f"--backbone-lr-scale must be >= 0, got {backbone_lr_scale}")
-        src = resolve_model(str(weights), model_name)
+        src = resolve_model(str(weights), model_name, pretrained=pretrained)
         size = (src.input_size[0], *img_size) if img_size else tuple(src.input_size)
         spec = DataSpec(data, size, data_dir, augment, 0.1, cfg.seed, limit, per_class)
         out = Path(out or f"runs/finetune-{src.name}-{Path(data).name}")

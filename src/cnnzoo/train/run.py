@@ -124,7 +124,10 @@ class Run:
 
         args = {**self.model_args, "num_classes": num_classes}
         if self.pretrained:
-            return create_model(self.model_name, pretrained=True, **args)
+            model = create_model(self.model_name, pretrained=True, **args)
+            # what the weights were built with (GoogLeNet's transform_input): the checkpoint's too
+            self.model_args.update(model.pretrained_cfg["model_args"])
+            return model
         return create_model(self.model_name, **args)
 
     def train(
