@@ -66,6 +66,19 @@ def test_no_classes_gives_the_pre_logits_features(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_config_and_feature_info_are_there(name):
+    model = cnnzoo.create_model(name, device="meta")
+    cfg = model.pretrained_cfg
+    assert tuple(cfg["input_size"]) == cnnzoo.get_model_info(name).input_size
+    assert cfg["num_classes"] == model.num_classes
+    assert model.default_cfg == cfg
+    info = model.feature_info
+    assert len(info) >= 1
+    reductions = [f["reduction"] for f in info]
+    assert reductions == sorted(reductions)  # deeper maps are never finer
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_head_follows_the_classifier_on_real_values(name):
     """On values: the head of the features is the model's output."""
     c, h, w = cnnzoo.get_model_info(name).input_size

@@ -212,6 +212,13 @@ def create_model(
         from .hub import load_published
 
         load_published(model, entry)
+    elif "_pretrained_cfg" not in getattr(model, "__dict__", {}) and hasattr(model, "in_chans"):
+        from .models._base import generic_cfg
+
+        # no weights: the architecture's own input size (the registry's), not timm's 224
+        model.pretrained_cfg = generic_cfg(
+            model, getattr(model, "input_size", None) or info.input_size
+        )
     if checkpoint_path:
         from .pretrained import load_pretrained
 

@@ -118,6 +118,10 @@ class ResNet9(ZooModel):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def feature_points(self) -> list[tuple[str, int]]:
+        """The prep layer (stride 1) and the three stages, each after its 2x2 max-pool."""
+        return [("prep", 1), ("layer1", 2), ("layer2", 4), ("layer3", 8)]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.prep(x)  # N x 64 x 32 x 32 (28 x 28 for Fashion-MNIST)
         x = self.layer1(x)  # N x 128 x 16 x 16 (14 x 14)
