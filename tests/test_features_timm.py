@@ -102,16 +102,14 @@ def _stride_of(report, module: str) -> int:
 FAMILY_MEMBERS = [
     "lenet5", "alexnet", "alexnet_2gpu", "zfnet", "nin", "nin_cifar", "vgg11_bn", "googlenet",
     "inception_v2", "resnet18", "resnet20", "wrn16_4", "mobilenet_v1_025", "fractalnet20",
-    "alphago_policy",
+    "alphago_policy", "resnet9",
 ]  # fmt: skip
-NO_FEATURE_MAPS = {"resnet9"}  # declares no feature_points yet
 
 
 def _every_model():
     return [
         pytest.param(n, marks=pytest.mark.slow) if n not in FAMILY_MEMBERS else n
         for n in cnnzoo.list_models()
-        if n not in NO_FEATURE_MAPS
     ]
 
 
