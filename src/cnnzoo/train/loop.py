@@ -524,7 +524,7 @@ def fit(
         }
 
 
-def test_figure(model: nn.Module, bundle: DataBundle, config: TrainConfig, out: Path) -> dict:
+def final_test(model: nn.Module, bundle: DataBundle, config: TrainConfig, out: Path) -> dict:
     """The final weights' test accuracy under ``config.test_tta``'s views, in the run's precision
     and memory format, also written to ``out/test.json``: the figure a run ends with, so that no
     separate ``cnnzoo evaluate`` process is needed. Returns ``{"test_acc_last", "test_tta"}``."""
@@ -704,6 +704,6 @@ __all__ = [
     "save_epoch",
     "seed_everything",
     "setup",
-    "test_figure",
+    "final_test",
     "train_one_epoch",
 ]

@@ -139,7 +139,7 @@ class Run:
         Returns ``fit``'s result with ``"test_acc_last"`` when the data has a test split.
         Under torchrun every process calls it; the process group is set up and torn down here."""
         from .distributed import cleanup_distributed, is_main_process, setup_distributed
-        from .loop import fit, seed_everything, test_figure
+        from .loop import final_test, fit, seed_everything
 
         distributed = setup_distributed()
         try:
@@ -173,7 +173,7 @@ class Run:
                 )
                 if main and bundle.test is not None and result["history"]:
                     # the final weights, not best.pt, with the config's test-time views
-                    result.update(test_figure(model, bundle, self.config, self.out))
+                    result.update(final_test(model, bundle, self.config, self.out))
                 return result
         finally:
             if distributed:
