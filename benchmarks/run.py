@@ -28,6 +28,7 @@ BENCHMARKS = [
     "savings",
     "loader",
     "fashion",
+    "time_to_accuracy",
 ]
 
 
