@@ -242,3 +242,44 @@ def test_bad_trick_values_are_one_line_and_status_2(argv, message, tmp_path, cap
 def test_evaluate_tta_option_checked(tmp_path, capsys):
     assert exit_status(["evaluate", str(tmp_path), "--tta", "flip,flip"]) == 2
     assert "names a view twice" in capsys.readouterr().err
+
+
+def test_speedrun_recipes_from_python_are_the_command_lines():
+    from cnnzoo.train.recipes import RECIPES
+
+    for name in ("fashion-94-5min", "fashion-95-20min", "cifar10-94"):
+        config = TrainConfig.from_recipe(name)
+        recipe = RECIPES[name]
+        assert (config.init, config.ema, config.test_tta) == (
+            recipe["init"],
+            recipe["ema"],
+            recipe["test_tta"],
+        )
+        assert config.bn_bias_lr_mult == 64.0 and config.freeze_bn_scales
+
+
+def test_cifar10_recipe_runs_unchanged_on_the_cpu_from_python_batches(tmp_path):
+    """The GPU recipe's code paths (mixed precision, channels-last, data and augmentation on the
+    device, whitening of a 3-channel first layer, EMA, six-view TTA) on CIFAR-10's python batch
+    format, with a net cut down so that the CPU runs it in seconds."""
+    from cnnzoo.train import Run
+    from test_data import write_cifar10
+
+    write_cifar10(tmp_path / "cifar-10-batches-py", n_per_batch=12)
+    run = Run.new(recipe="cifar10-94", data_dir=str(tmp_path), out=tmp_path / "run",
+                  model_args={"widths": (8, 8, 8, 8)}, epochs=1, batch_size=16, device="cpu",
+                  val_fraction=0.2, progress=False)  # fmt: skip
+    assert run.config.amp and run.config.channels_last and run.config.batch_augment != "none"
+    result = run.train()
+    recorded = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert recorded["n"] == 12 and recorded["tta"] == "flip,translate"
+    assert result["test_acc_last"] == recorded["accuracy"]
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["ema"]["calls"] == 3  # ceil(48 / 16) steps
+    # the first layer: the 8 largest of the 27 whitening filters of a 3x3 RGB patch, frozen
+    images = whitening_images(run.load_data().train, WHITEN_IMAGES, torch.device("cpu"))
+    filters = whitening_filters(images, (3, 3))[0][:8].float()
+    assert torch.allclose(ckpt["state_dict"]["prep.conv.weight"], filters, atol=1e-5)
+    assert torch.equal(
+        ckpt["ema"]["weights"]["prep.conv.weight"], ckpt["state_dict"]["prep.conv.weight"]
+    )
