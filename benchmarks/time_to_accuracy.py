@@ -92,7 +92,7 @@ def alternate(contestants: dict, rounds: int) -> tuple[list[dict], dict]:
 def accuracy_curve(
     recipe: str,
     seed: int,
-    quick: bool,
+    limit: int | None = None,
     model: str | None = None,
     model_args: dict | None = None,
     **config,
@@ -105,9 +105,7 @@ def accuracy_curve(
     from cnnzoo.train.loop import fit, seed_everything
 
     with tempfile.TemporaryDirectory() as tmp:
-        limit = QUICK_LIMIT if quick else None
-        quiet = {"progress": False, "tensorboard": False, "plots": False}
-        over = {**config, **quiet, "seed": seed, **({"epochs": 2} if quick else {})}
+        over = {**config, "progress": False, "tensorboard": False, "plots": False, "seed": seed}
         out = Path(tmp, "run")
         run = Run.new(model, recipe=recipe, out=out, model_args=model_args, limit=limit, **over)
         start, scoring, rows = time.perf_counter(), 0.0, []
@@ -158,7 +156,7 @@ def run(quick: bool = False) -> Section:
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work shares this machine)",
     ]
     for name in RACE:
-        curve = accuracy_curve(name, 0, quick)
+        curve = accuracy_curve(name, 0, *((QUICK_LIMIT, None, None, 2) if quick else ()))
         epochs, wall = time_to(curve)
         shown = ", ".join(
             f"{r['epoch']}: {r['test acc']:.4f} at {r['wall s']:.0f} s" for r in curve
@@ -196,7 +194,8 @@ ABLATION = [
 ]  # fmt: skip
 
 
-def ablation(quick: bool = False, epochs: int | None = None) -> Section:
+def ablation(epochs: int | None = None, limit: int | None = None) -> Section:
+    """The steps of ``ABLATION`` one after another (``epochs``, ``limit``: a shorter run)."""
     rows, changes = [], {}
     for label, model, step in ABLATION:
         changes.update(step)
@@ -205,7 +204,7 @@ def ablation(quick: bool = False, epochs: int | None = None) -> Section:
         if model == "resnet9":  # the net of the fashion-94-5min recipe, at its batch and rate
             extra.update(batch_size=256, lr=0.2)
             args = {"widths": (16, 32, 64, 128), "pool_before_bn": True}
-        curve = accuracy_curve("fashion-fast", 0, quick, model, args, **changes, **extra)
+        curve = accuracy_curve("fashion-fast", 0, limit, model, args, **changes, **extra)
         reached, wall = time_to(curve)
         per_epoch = curve[-1]["wall s"] / len(curve)
         rows.append(
@@ -218,9 +217,11 @@ def ablation(quick: bool = False, epochs: int | None = None) -> Section:
             }
         )
         print(f"[ablation] {rows[-1]}", flush=True)
+    data = f"{limit:,} images of each split" if limit else "the full splits"
+    budget = f"{epochs} epochs" if epochs else "the recipe's epochs"
     notes = [
-        f"one process, steps run one after another, seed 0; load average at the end "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+        f"one process, steps run one after another, seed 0, {data}, {budget}; load average "
+        f"at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
     ]
     return Section("Ablation: time to 0.94 on Fashion-MNIST", rows, notes)
 
@@ -230,8 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run on 2,000 images")
     parser.add_argument("--ablation", action="store_true", help="the ablation table instead")
     parser.add_argument("--epochs", type=int, help="the ablation's epochs (default: the recipe's)")
+    parser.add_argument("--limit", type=int, help="the ablation's images of each split")
     args = parser.parse_args(argv)
-    section = ablation(args.quick, args.epochs) if args.ablation else run(args.quick)
+    if args.ablation:
+        quick = (2, QUICK_LIMIT) if args.quick else (args.epochs, args.limit)
+        section = ablation(*quick)
+    else:
+        section = run(args.quick)
     print(section.to_markdown())
     return 0
 
