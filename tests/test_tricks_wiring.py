@@ -283,3 +283,18 @@ def test_cifar10_recipe_runs_unchanged_on_the_cpu_from_python_batches(tmp_path):
     assert torch.equal(
         ckpt["ema"]["weights"]["prep.conv.weight"], ckpt["state_dict"]["prep.conv.weight"]
     )
+
+
+def test_the_cuda_precision_path_fp16_with_a_grad_scaler_runs_on_the_cpu(digits, tmp_path):
+    """CUDA's mixed precision (fp16 autocast and a gradient scaler), with the data on the device,
+    exercised where there is no GPU: the scaler steps, its state is saved for a resume."""
+    model = bn_cnn()
+    before = [p.detach().clone() for p in model.parameters()]
+    config = cfg(epochs=1, amp=True, amp_dtype="float16", batch_augment="flip-alt", ema=0.9)
+    s = session(model, digits, config, tmp_path / "s")
+    assert isinstance(s.state.scaler, torch.amp.GradScaler)
+    fit(model, digits, config, tmp_path / "f", model_name="m", model_args={})
+    ckpt = load_checkpoint(tmp_path / "f" / "last.pt")
+    assert ckpt["scaler"]["scale"] > 0
+    moved = [not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)]
+    assert any(moved) and all(torch.isfinite(p).all() for p in model.parameters())
