@@ -156,7 +156,7 @@ def run(quick: bool = False) -> Section:
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work shares this machine)",
     ]
     for name in RACE[1:] if quick else RACE:
-        curve = accuracy_curve(name, 0, *((QUICK_LIMIT, None, None, 1) if quick else ()))
+        curve = accuracy_curve(name, 0, QUICK_LIMIT, epochs=1) if quick else accuracy_curve(name, 0)
         epochs, wall = time_to(curve)
         shown = ", ".join(
             f"{r['epoch']}: {r['test acc']:.4f} at {r['wall s']:.0f} s" for r in curve
