@@ -63,3 +63,37 @@ def train(
             seen += len(idx)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "images_per_s": seen / seconds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The loop as a script a user runs: ``python -m benchmarks.plain_loop`` trains the tanh
+    LeNet-5 for 5 epochs on Fashion-MNIST and prints its test accuracy (the process is what
+    benchmarks/time_to_accuracy.py times, start-up included)."""
+    import argparse
+
+    import cnnzoo
+
+    from .common import fashion_tensors
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.plain_loop")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--limit", type=int, help="at most this many images of each split")
+    args = parser.parse_args(argv)
+    xtr, ytr, xte, yte = fashion_tensors()
+    if args.limit:
+        xtr, ytr, xte, yte = (
+            xtr[: args.limit],
+            ytr[: args.limit],
+            xte[: args.limit],
+            yte[: args.limit],
+        )
+    torch.manual_seed(args.seed)
+    model = cnnzoo.create_model("lenet5")
+    train(model, xtr, ytr, epochs=args.epochs)
+    print(f"test accuracy {accuracy(model, xte, yte):.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

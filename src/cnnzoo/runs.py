@@ -185,7 +185,7 @@ class DataSpec:
 # --- checkpoints -------------------------------------------------------------------------------
 
 TRAIN_STATE_KEYS = ("epoch", "history", "best_val_acc", "best_epoch", "optimizer", "scheduler")
-OPTIONAL_STATE_KEYS = ("scaler", "rng")
+OPTIONAL_STATE_KEYS = ("scaler", "rng", "ema")
 
 
 @dataclass(frozen=True)

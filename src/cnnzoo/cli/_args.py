@@ -34,6 +34,42 @@ positive_float: Callable[[str], float] = _number(float, 0.0, None, True, "a posi
 nonneg_float: Callable[[str], float] = _number(float, 0.0, None, False, "a number >= 0")
 fraction: Callable[[str], float] = _number(float, 0.0, 1.0, False, "a number in [0, 1]")
 finite_float: Callable[[str], float] = _number(float, None, None, False, "a finite number")
+decay: Callable[[str], float] = _number(float, 0.0, 1.0, True, "a decay in (0, 1]")
+
+
+def _spec(check: Callable[[str], object], what: str) -> Callable[[str], str]:
+    """A text option checked by one of cnnzoo's parsers (``check`` raises ``CnnzooError``),
+    handed on as given."""
+
+    def parse(text: str) -> str:
+        from ..errors import CnnzooError
+
+        try:
+            check(text)
+        except CnnzooError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return text
+
+    parse.__name__ = what
+    return parse
+
+
+def _tta(text: str) -> object:
+    from ..train.tricks.tta import parse_tta
+
+    return parse_tta(text)
+
+
+def _augment(text: str) -> object:
+    from ..train.tricks.augment import parse_augment
+
+    return parse_augment(text)
+
+
+# test-time views (none, flip, translate, joined by ','): --tta, --test-tta
+tta_spec: Callable[[str], str] = _spec(_tta, "test-time views")
+# augmentation on the batch (flip-alt, flip, translate[:N], joined by '+' or ','): --batch-augment
+batch_augment_spec: Callable[[str], str] = _spec(_augment, "a batch augmentation")
 
 
 class OneLineParser(argparse.ArgumentParser):

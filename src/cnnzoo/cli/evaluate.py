@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from ._args import output_dir, positive_int
+from ._args import output_dir, positive_int, tta_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tta",
         default="none",
-        choices=["none", "flip"],
-        help="test-time augmentation: flip averages each image with its mirror image",
+        type=tta_spec,
+        help="test-time views, averaged: none, flip (each image and its mirror), translate (and "
+        "shifted by one pixel down-right and up-left), or flip,translate (the six views)",
     )
     p.add_argument(
         "--backend",
@@ -57,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..train.assess import confusion_path, evaluate_checkpoints, evaluation_title
+    from ..train.tricks.tta import parse_tta
     from ..viz import plot_confusion
     from ._options import one_line_warnings
 
@@ -68,7 +70,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         limit=args.limit,
         expect_model=args.model,
-        tta=args.tta,
+        tta=",".join(parse_tta(args.tta)) or "none",
         backend=args.backend,
         device=args.device,
         batch_size=args.batch_size,
@@ -96,7 +98,7 @@ def print_table(r: dict) -> None:
         if n > 1
         else f"{names[0] if names else 'model'} ({r['checkpoints'][0]})"
     )
-    tta = ", flip test-time augmentation" if r.get("tta") == "flip" else ""
+    tta = f", {r['tta']} test-time views" if r.get("tta", "none") != "none" else ""
     backend = f", {r['backend']} backend" if r.get("backend", "eager") != "eager" else ""
     print(f"{what} on {r['data']} ({r['split']}, {r['n']:,} images{tta}{backend})")
     print(f"  accuracy  {r['accuracy']:.4f}")

@@ -10,7 +10,8 @@ from ._args import img_size, nonneg_float, output_dir, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ._options import add_config_options, add_data_options, add_pretrained_option
+    from ._options import add_data_options, add_pretrained_option
+    from ._train_options import add_config_options
 
     p = sub.add_parser(
         "finetune",
@@ -72,7 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from ..train.finetune import FineTune
-    from ._options import config_overrides, one_line_warnings, parse_img_size
+    from ._options import one_line_warnings, parse_img_size
+    from ._train_options import config_overrides
 
     one_line_warnings()
     run = FineTune.new(

@@ -11,34 +11,18 @@ import argparse
 import json
 import sys
 
-from ._args import fraction, img_size, output_dir, positive_int
+from ._args import output_dir
 from ._options import (
-    add_config_options,
     add_data_options,
     add_pretrained_option,
-    config_overrides,
     one_line_warnings,
     parse_img_size,
     parse_model_args,
 )
-
-# options a resume refuses: they describe the data and the model, which the run fixed
-RESUME_REFUSES = (
-    "data",
-    "img_size",
-    "in_chans",
-    "augment",
-    "model_arg",
-    "limit",
-    "val_fraction",
-    "out",
-    "recipe",
-    "pretrained",
-)
+from ._train_options import RESUME_REFUSES, add_config_options, add_input_options, config_overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..data.transforms import AUGMENTS
     from ..train.recipes import RECIPES
 
     p = sub.add_parser(
@@ -61,29 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_pretrained_option(p)
     add_data_options(p)
-    g = p.add_argument_group("model and input")
-    g.add_argument(
-        "--augment",
-        choices=["auto", *AUGMENTS],
-        default=None,
-        help="training augmentation; auto: flips for Fashion-MNIST, random crop with padding + "
-        "flip for CIFAR and image folders, none for digits; basic+erase adds random erasing",
-    )
-    g.add_argument(
-        "--val-fraction",
-        type=fraction,
-        default=None,
-        help="fraction of the training split used to validate (default 0.1)",
-    )
-    g.add_argument("--img-size", type=img_size, help="input H or HxW (default: the model's)")
-    g.add_argument("--in-chans", type=positive_int, help="input channels (default: the model's)")
-    g.add_argument(
-        "--model-arg",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra create_model argument, e.g. drop_rate=0.2 (repeatable)",
-    )
+    add_input_options(p)
     add_config_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -131,6 +93,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         say(f"cnnzoo train: {run.interrupted_advice()}", file=sys.stderr)
         return 130
-    keys = ("best_val_acc", "best_epoch", "last", "best", "test_acc_last")
+    keys = ("best_val_acc", "best_epoch", "last", "best", "test_acc_last", "test_tta")
     say("cnnzoo train: done " + json.dumps({k: result[k] for k in keys if k in result}))
     return 0

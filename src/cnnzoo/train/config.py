@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, fields
 from ..errors import CnnzooError
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw", "adam")
-SCHEDULES = ("none", "step", "cosine", "plateau", "onecycle")
+SCHEDULES = ("none", "step", "cosine", "plateau", "onecycle", "warmup-linear")
+INITS = ("default", "whiten", "dirac", "whiten+dirac")
 BASE_BATCH = 128  # the batch size at which the default learning rates below hold
 BASE_LR = {"sgd": 0.1, "rmsprop": 0.01, "adamw": 1e-3, "adam": 1e-3}
 
@@ -34,6 +35,9 @@ RANGES = {
     "grad_clip": (0.0, None, True),
     "num_workers": (0, None, False),
     "threads": (1, None, False),
+    "bn_bias_lr_mult": (0.0, None, True),
+    "ema": (0.0, 1.0, True),
+    "ema_every": (1, None, False),
 }
 
 
@@ -52,7 +56,7 @@ class TrainConfig:
     momentum: float = 0.9  # SGD momentum; RMSProp momentum too
     nesterov: bool = True  # Nesterov momentum for SGD
     weight_decay: float = 5e-4  # L2 (SGD, RMSProp) or decoupled (AdamW) weight decay
-    sched: str = "onecycle"  # none | step | cosine | plateau | onecycle (warm-up, then cosine)
+    sched: str = "onecycle"  # none|step|cosine|plateau|onecycle|warmup-linear (linear up, down)
     step_size: int = 30  # step schedule: epochs between decays
     gamma: float = 0.1  # step and plateau schedules: the decay factor ("divide by 10")
     patience: int = 2  # plateau: decay after more than this many epochs without a better val acc
@@ -76,6 +80,14 @@ class TrainConfig:
     progress: bool = True  # a tqdm progress bar (the one-line epoch summaries stay)
     tensorboard: bool = True  # write TensorBoard events to the run directory
     plots: bool = True  # write curves.png every epoch
+    # the speedrun tricks (docs/training.md, "Speedrun tricks"); the defaults leave them all off
+    init: str = "default"  # default | whiten (first conv from data patches) | dirac | whiten+dirac
+    bn_bias_lr_mult: float = 1.0  # BN biases train at this times the rate (decay divided by it)
+    freeze_bn_scales: bool = False  # BN scales (weights) stay at their initial value
+    ema: float | None = None  # average the weights with this decay; validate and save the average
+    ema_every: int = 1  # fold the weights into the average every this many steps
+    batch_augment: str = "none"  # on the batch, data on the device: flip-alt, flip, translate[:N]
+    test_tta: str = "none"  # views of the final test figure: none, or flip and/or translate
 
     def __post_init__(self) -> None:
         if self.opt not in OPTIMIZERS:
@@ -91,6 +103,19 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.amp_dtype not in (None, "bfloat16", "float16"):
             raise ConfigError(f"amp_dtype must be bfloat16 or float16, got {self.amp_dtype!r}")
+        self._check_tricks()
+
+    def _check_tricks(self) -> None:
+        """The speedrun fields, in the canonical spelling their parsers give."""
+        from .tricks import parse_augment, parse_tta
+
+        if self.init not in INITS:
+            raise ConfigError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        try:
+            parse_augment(self.batch_augment)
+            self.test_tta = ",".join(parse_tta(self.test_tta)) or "none"
+        except CnnzooError as err:
+            raise ConfigError(str(err)) from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,7 +144,7 @@ class TrainConfig:
 
 def _check_range(name: str, value, low, high, low_open: bool) -> None:
     if value is None:
-        if name in ("aux_weight", "grad_clip", "threads"):
+        if name in ("aux_weight", "grad_clip", "threads", "ema"):
             return
         raise ConfigError(f"{name} must be a number, got None")
     integral = isinstance(low, int) and not isinstance(low, float)

@@ -11,8 +11,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data import make_loader
-
-TTA_MODES = ("none", "flip")
+from .tricks.tta import parse_tta, tta_views
 
 
 def main_output(out) -> torch.Tensor:
@@ -40,10 +39,10 @@ def predict_probs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax probabilities (N x K, float32, on the CPU) and labels of a dataset or a loader.
 
-    ``tta="flip"`` averages the probabilities of each image and its mirror image (test-time
-    augmentation: twice the compute; it helps models trained with horizontal flips)."""
-    if tta not in TTA_MODES:
-        raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    ``tta`` names test-time views (``cnnzoo.train.tricks.tta``): ``"flip"`` averages the
+    probabilities of each image and its mirror image (twice the compute; it helps models trained
+    with horizontal flips), ``"flip,translate"`` six views weighted as airbench does."""
+    views = parse_tta(tta)
     if device is None:  # the model's own device (CPU for a parameterless wrapper)
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
     device = torch.device(device)
@@ -57,9 +56,9 @@ def predict_probs(
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, amp_dtype):
-                p = main_output(model(x)).float().softmax(1)
-                if tta == "flip":
-                    p = (p + main_output(model(x.flip(3))).float().softmax(1)) / 2
+                p = sum(
+                    w * main_output(model(v)).float().softmax(1) for _, v, w in tta_views(x, views)
+                )
             probs.append(p.cpu())
             labels.append(torch.as_tensor(y).cpu())
     finally:
@@ -103,7 +102,7 @@ def evaluate(
     tta: str = "none",
 ) -> dict:
     """Metrics of ``model`` on a dataset (or an iterable of ``(images, labels)`` batches);
-    ``tta="flip"`` averages each image with its mirror image (see ``predict_probs``)."""
+    ``tta`` averages each image over test-time views (see ``predict_probs``)."""
     probs, labels = predict_probs(model, data, device, batch_size, amp_dtype, channels_last, tta)
     return metrics_from_probs(probs, labels, classes)
 

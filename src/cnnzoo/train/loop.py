@@ -9,6 +9,7 @@ epoch. A run stopped after epoch 2 and resumed therefore repeats epochs 3.. exac
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -33,6 +34,8 @@ from .distributed import all_reduce_sum, broadcast_object, dist_info, resolve_de
 from .evaluate import autocast, evaluate
 from .report import TensorBoardLog, write_metrics_csv
 from .schedule import LRSchedule, build_optimizer
+from .tricks import WeightEMA
+from .tricks.apply import device_batches, prepare_model, trick_param_groups
 
 DEFAULT_AUX_WEIGHT = 0.3  # GoogLeNet's; a model says its own with ``aux_loss_weight``
 
@@ -76,9 +79,11 @@ def train_one_epoch(
     scaler: torch.amp.GradScaler | None = None,
     aux_weight: float = DEFAULT_AUX_WEIGHT,
     desc: str = "train",
+    after_step: Callable[[], None] | None = None,
 ) -> dict:
     """One pass over ``loader``; returns ``{"loss", "accuracy", "n", "images_per_s", "time_s"}``
-    (summed over all processes under torchrun)."""
+    (summed over all processes under torchrun). ``after_step()`` runs after every optimiser step
+    (the weight average's update)."""
     model.train()
     amp_dtype = amp_dtype_of(config, device)
     rank = dist_info()[0]
@@ -119,6 +124,8 @@ def train_one_epoch(
             scaler.update()
         else:
             optimizer.step()
+        if after_step is not None:
+            after_step()
         n = len(y)
         loss_sum += loss.item() * n
         correct += int((logits.argmax(1) == y).sum())
@@ -221,10 +228,16 @@ class Session:
     header: dict  # what every checkpoint of the run records beside the weights and the state
     rank: int = 0
     world: int = 1
+    ema: WeightEMA | None = None  # the weight average (``TrainConfig.ema``)
 
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+    def averaged(self):
+        """A block in which ``raw`` holds the weights to validate and save: the average under
+        ``ema``, else its own."""
+        return self.ema.averaged(self.raw) if self.ema is not None else contextlib.nullcontext()
 
     def checkpoint(self, kind: str, state: dict | None = None, metrics: dict | None = None):
         h = self.header
@@ -272,17 +285,23 @@ def setup(
     raw = model.to(device)
     if config.channels_last:
         raw = raw.to(memory_format=torch.channels_last)
+    prepare_model(raw, bundle.train, config, ckpt is None, device)
+    ema = _weight_average(raw, config, ckpt)
+    param_groups = trick_param_groups(raw, config, param_groups, lr_mult)
     optimizer = build_optimizer(raw, config, param_groups, lr_mult)
-    loader = make_loader(
-        bundle.train,
-        config.batch_size,
-        shuffle=True,
-        seed=config.seed,
-        rank=rank,
-        world_size=world,
-        drop_last=world > 1,
-        num_workers=config.num_workers,
-    )
+    if config.batch_augment != "none":
+        loader = device_batches(bundle.train, config, device, rank, world)
+    else:
+        loader = make_loader(
+            bundle.train,
+            config.batch_size,
+            shuffle=True,
+            seed=config.seed,
+            rank=rank,
+            world_size=world,
+            drop_last=world > 1,
+            num_workers=config.num_workers,
+        )
     fp16 = amp_dtype_of(config, device) == torch.float16
     scaler = torch.amp.GradScaler(device.type) if fp16 else None
     state = TrainState(optimizer, LRSchedule(optimizer, config, len(loader)), scaler)
@@ -319,7 +338,24 @@ def setup(
         header,
         rank,
         world,
+        ema,
     )
+
+
+def _weight_average(raw: nn.Module, config: TrainConfig, ckpt: Checkpoint | None):
+    """The run's ``WeightEMA`` (None without ``config.ema``). A checkpoint of a run with one
+    holds the averaged weights (what evaluation and prediction load) and, under ``"ema"`` in its
+    train state, the training weights and the update count: a resume takes the average from the
+    former (already in ``raw``) and then puts the training weights back."""
+    saved = (ckpt.train_state or {}).get("ema") if ckpt is not None else None
+    ema = WeightEMA(raw, config.ema, config.ema_every) if config.ema is not None else None
+    if ckpt is not None and ema is not None and saved is None:
+        raise CheckpointError("the checkpoint was trained without ema; resume it without ema")
+    if saved is not None:
+        load_state_dict_checked(raw, saved["weights"], source="resume checkpoint (ema)")
+        if ema is not None:
+            ema.calls = int(saved["calls"])
+    return ema
 
 
 def run_epoch(session: Session, epoch: int) -> dict:
@@ -339,18 +375,20 @@ def run_epoch(session: Session, epoch: int) -> dict:
         s.state.scaler,
         s.aux_weight,
         desc=f"epoch {epoch + 1}/{config.epochs}",
+        after_step=(lambda: s.ema.update(s.raw)) if s.ema is not None else None,
     )
     va = None
     if s.main or s.world == 1:
-        va = evaluate(
-            s.raw,
-            s.bundle.val,
-            s.bundle.classes,
-            s.device,
-            config.eval_batch_size,
-            amp_dtype_of(config, s.device),
-            config.channels_last,
-        )
+        with s.averaged():
+            va = evaluate(
+                s.raw,
+                s.bundle.val,
+                s.bundle.classes,
+                s.device,
+                config.eval_batch_size,
+                amp_dtype_of(config, s.device),
+                config.channels_last,
+            )
     va = broadcast_object(
         {k: va[k] for k in ("loss", "accuracy", "top5")} if va is not None else None
     )
@@ -375,11 +413,16 @@ def save_epoch(session: Session, row: dict, improved: bool, tb: TensorBoardLog) 
     Weights that are not finite are never written."""
     s = session
     _check_finite(s, f"after epoch {row['epoch']}")
-    ckpt = s.checkpoint("last", s.state.state_dict(), row)
-    if improved:
-        replace(ckpt, kind="best").save(s.out / "best.pt")
-        _fault_point("between-best-and-last")
-    ckpt.save(s.out / "last.pt")
+    state = s.state.state_dict()
+    if s.ema is not None:  # the checkpoint's weights are the average; these are to resume
+        weights = {k: v.detach().cpu().clone() for k, v in s.raw.state_dict().items()}
+        state["ema"] = {"calls": s.ema.calls, "weights": weights}
+    with s.averaged():
+        ckpt = s.checkpoint("last", state, row)
+        if improved:
+            replace(ckpt, kind="best").save(s.out / "best.pt")
+            _fault_point("between-best-and-last")
+        ckpt.save(s.out / "last.pt")
     write_metrics_csv(s.state.history, s.out / "metrics.csv")
     tb.log(row)
     if s.config.plots:
@@ -419,6 +462,11 @@ def fit(
     the checkpoints already written are left as they were. A KeyboardInterrupt (or SIGTERM under
     the command line) saves ``interrupted.pt`` (the weights mid-epoch) and is re-raised.
 
+    The speedrun fields of ``config`` are applied here (``cnnzoo.train.tricks.apply``): ``init``
+    and the frozen BN scales before the optimiser is built, ``bn_bias_lr_mult`` as its groups,
+    ``batch_augment`` as the loader (``DeviceBatches``); with ``ema`` the averaged weights are
+    validated, saved as the checkpoints' weights and left in ``model`` at the end.
+
     Returns ``{"history": [...], "best_val_acc", "best_epoch", "last", "best", "epochs_run"}``.
     """
     out = Path(out_dir)
@@ -455,6 +503,8 @@ def fit(
                         save_epoch(s, row, improved, tb)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, row)
+            if s.ema is not None:  # hand back the weights the checkpoints hold
+                s.ema.copy_to(s.raw)
         except KeyboardInterrupt:
             if s.main and _weights_finite(s.raw):
                 s.checkpoint(
@@ -474,6 +524,26 @@ def fit(
             "best": str(out / "best.pt"),
             "epochs_run": config.epochs - start_epoch,
         }
+
+
+def final_test(model: nn.Module, bundle: DataBundle, config: TrainConfig, out: Path) -> dict:
+    """The final weights' test accuracy under ``config.test_tta``'s views, in the run's precision
+    and memory format, also written to ``out/test.json``: the figure a run ends with, so that no
+    separate ``cnnzoo evaluate`` process is needed. Returns ``{"test_acc_last", "test_tta"}``."""
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    test = evaluate(
+        model,
+        bundle.test,
+        bundle.classes,
+        device,
+        config.eval_batch_size,
+        amp_dtype_of(config, device),
+        config.channels_last,
+        config.test_tta,
+    )
+    record = {"accuracy": test["accuracy"], "loss": test["loss"], "n": test["n"]}
+    (out / "test.json").write_text(json.dumps({**record, "tta": config.test_tta}, indent=1) + "\n")
+    return {"test_acc_last": test["accuracy"], "test_tta": config.test_tta}
 
 
 def _weights_finite(model: nn.Module) -> bool:
@@ -636,5 +706,6 @@ __all__ = [
     "save_epoch",
     "seed_everything",
     "setup",
+    "final_test",
     "train_one_epoch",
 ]

@@ -142,8 +142,7 @@ class Run:
         Returns ``fit``'s result with ``"test_acc_last"`` when the data has a test split.
         Under torchrun every process calls it; the process group is set up and torn down here."""
         from .distributed import cleanup_distributed, is_main_process, setup_distributed
-        from .evaluate import evaluate
-        from .loop import fit, seed_everything
+        from .loop import final_test, fit, seed_everything
 
         distributed = setup_distributed()
         try:
@@ -176,8 +175,8 @@ class Run:
                     data_args=self.data,
                 )
                 if main and bundle.test is not None and result["history"]:
-                    test = evaluate(model, bundle.test, bundle.classes, batch_size=256)
-                    result["test_acc_last"] = test["accuracy"]  # the final weights, not best.pt
+                    # the final weights, not best.pt, with the config's test-time views
+                    result.update(final_test(model, bundle, self.config, self.out))
                 return result
         finally:
             if distributed:

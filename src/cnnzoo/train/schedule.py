@@ -2,7 +2,8 @@
 
 ``LRSchedule`` computes every step's rate as a factor of each parameter group's own base rate
 (``initial_lr``), so per-group rates (a fine-tuned head at 10x) keep their ratio under every
-schedule. The factor is warm-up x (step | cosine | one-cycle) x the plateau decays so far.
+schedule. The factor is warm-up x (step | cosine | one-cycle) x the plateau decays so far, or the
+speedruns' ``warmup-linear`` (``cnnzoo.train.tricks.schedule``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
+from .tricks.schedule import warmup_linear_factor
 
 FUSED = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)  # torch has fused steps for these
 
@@ -105,6 +107,9 @@ class LRSchedule:
             if t < rise:
                 return _cos_interp(1 / 25, 1.0, t / rise)
             return _cos_interp(1.0, max(floor, 1e-4), min(1.0, (t - rise) / (total - rise)))
+        if c.sched == "warmup-linear":  # the speedruns': up over warmup_epochs, down to the floor
+            warm = min(c.warmup_epochs, c.epochs)
+            return warmup_linear_factor(t, c.epochs, warm, end=floor)
         f = 1.0
         if t < c.warmup_epochs:
             f = 0.01 + 0.99 * t / c.warmup_epochs

@@ -18,6 +18,7 @@ on the device, preprocesses and augments each batch there, and yields ``(images,
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 
 import torch
@@ -32,9 +33,11 @@ AUGMENT_TOKENS = ("flip-alt", "flip", "translate")
 
 def parse_augment(spec: str) -> dict:
     """``"flip-alt+translate"`` -> ``{"flip": "alternate", "translate": 2}``. Tokens joined by
-    ``+``: ``flip-alt``, ``flip``, ``translate`` or ``translate:N``; ``none`` or "" is nothing."""
+    ``+`` or ``,``: ``flip-alt``, ``flip``, ``translate`` or ``translate:N``; ``none`` or "" is
+    nothing."""
     out: dict = {"flip": None, "translate": 0}
-    for token in [t.strip() for t in spec.split("+") if t.strip() and t.strip() != "none"]:
+    tokens = [t.strip() for t in re.split(r"[+,]", spec)]
+    for token in [t for t in tokens if t and t != "none"]:
         name, _, arg = token.partition(":")
         if name in ("flip", "flip-alt") and not arg:
             if out["flip"] is not None:
@@ -51,7 +54,7 @@ def parse_augment(spec: str) -> dict:
         else:
             raise CnnzooError(
                 f"unknown augmentation {token!r} in {spec!r}; use {', '.join(AUGMENT_TOKENS)} "
-                f"(translate:N for N pixels) joined by '+', e.g. flip-alt+translate"
+                f"(translate:N for N pixels) joined by '+' or ',', e.g. flip-alt+translate"
             )
     return out
 

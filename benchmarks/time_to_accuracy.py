@@ -1,0 +1,244 @@
+"""Time to accuracy on Fashion-MNIST: the speedrun recipes against the round-1 ones.
+
+Three parts, each timed side by side in one run, rounds alternating between the contestants:
+
+- the race: ``cnnzoo train --recipe fashion-94-5min`` against ``--recipe fashion-fast``, each a
+  process of its own, timed from process start to the final test figure (with the recipe's
+  test-time views); medians over the rounds (seeds 0, 1, ...) and their ratio;
+- the curve: test accuracy after every epoch of each recipe (seed 0), with the wall time at that
+  point (the scoring itself left out), which gives the time to 0.94;
+- LeNet-5 as a user runs it: ``cnnzoo train --recipe lenet-91`` (which ends with its flip-TTA test
+  figure) against the plain PyTorch script ``python -m benchmarks.plain_loop``, both as processes.
+
+``python -m benchmarks.time_to_accuracy --ablation`` measures the ablation of docs/results.md
+instead: the round-1 recipe, then one trick added at a time, epochs to 0.94 and wall time each.
+Test accuracy is reported, never used to choose: the recipes were chosen on validation splits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .common import Section
+
+RACE = ("fashion-fast", "fashion-94-5min")
+TARGET = 0.94
+QUICK_LIMIT = 128  # images of each split in a --quick run (one epoch, one round)
+SILENT = ["--no-progress", "--no-tensorboard", "--no-plots"]
+
+
+def _process(argv: list[str]) -> tuple[float, str]:
+    """Run ``python ARGV`` to the end; (wall seconds from process start, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=os.environ)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"{' '.join(argv[:4])}... failed: {last}")
+    return wall, proc.stdout
+
+
+def train_process(recipe: str, seed: int, quick: bool) -> dict:
+    """``cnnzoo train --recipe RECIPE`` as a user types it; its wall time and final test figure."""
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = ["--limit", str(QUICK_LIMIT), "--epochs", "1"] if quick else []
+        argv = ["-m", "cnnzoo", "train", "--recipe", recipe, "--seed", str(seed)]
+        wall, _ = _process([*argv, *extra, "--no-progress", "--out", f"{tmp}/run"])
+        test = json.loads(Path(tmp, "run", "test.json").read_text())
+    views = f", {test['tta']} TTA" if test["tta"] != "none" else ""
+    return {"run": f"--recipe {recipe}{views}", "test accuracy": test["accuracy"], "wall s": wall}
+
+
+def plain_process(seed: int, quick: bool) -> dict:
+    """The plain PyTorch script, as a process."""
+    epochs = 1 if quick else 5
+    argv = ["-m", "benchmarks.plain_loop", "--seed", str(seed), "--epochs", str(epochs)]
+    wall, out = _process(argv + (["--limit", str(QUICK_LIMIT)] if quick else []))
+    acc = float(out.split("test accuracy")[-1].split()[0])
+    run = f"plain loop script (tanh LeNet-5, {epochs} epochs)"
+    return {"run": run, "test accuracy": acc, "wall s": wall}
+
+
+def alternate(contestants: dict, rounds: int) -> tuple[list[dict], dict]:
+    """Every contestant once per round, in turn; the rows and each one's medians."""
+    runs: dict[str, list[dict]] = {name: [] for name in contestants}
+    for seed in range(rounds):
+        for name, fn in contestants.items():
+            runs[name].append({"round": seed, **fn(seed)})
+            print(f"[time_to_accuracy] {name} round {seed}: {runs[name][-1]}", flush=True)
+    medians = {
+        name: {
+            "round": "median",
+            "run": mine[0]["run"],
+            "test accuracy": statistics.median(r["test accuracy"] for r in mine),
+            "wall s": statistics.median(r["wall s"] for r in mine),
+        }
+        for name, mine in runs.items()
+    }
+    rows = [row for group in zip(*runs.values(), strict=True) for row in group]
+    return rows + list(medians.values()), medians
+
+
+def accuracy_curve(
+    recipe: str,
+    seed: int,
+    limit: int | None = None,
+    model: str | None = None,
+    model_args: dict | None = None,
+    **config,
+) -> list[dict]:
+    """Test accuracy (with the recipe's test-time views) after every epoch of one in-process run,
+    with the wall time since the data started loading, the scoring left out. ``model``,
+    ``model_args`` and ``config`` change the recipe (the ablation's steps)."""
+    from cnnzoo.runs import Checkpoint
+    from cnnzoo.train import Run, evaluate
+    from cnnzoo.train.loop import fit, seed_everything
+
+    with tempfile.TemporaryDirectory() as tmp:
+        over = {**config, "progress": False, "tensorboard": False, "plots": False, "seed": seed}
+        out = Path(tmp, "run")
+        run = Run.new(model, recipe=recipe, out=out, model_args=model_args, limit=limit, **over)
+        start, scoring, rows = time.perf_counter(), 0.0, []
+        seed_everything(run.config.seed, run.config.deterministic)
+        bundle = run.load_data()
+        net = run.build_model(bundle.num_classes)
+        args = {**run.model_args, "num_classes": bundle.num_classes}
+
+        def score(epoch: int, row: dict) -> None:
+            nonlocal scoring
+            t = time.perf_counter()
+            saved = Checkpoint.load(run.out / "last.pt").build_model()  # the averaged weights
+            views = run.config.test_tta
+            test = evaluate(saved, bundle.test, bundle.classes, "cpu", 512, tta=views)
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "val acc": row["val_acc"],
+                    "test acc": test["accuracy"],
+                    "wall s": t - start - scoring,
+                }
+            )
+            scoring += time.perf_counter() - t
+
+        fit(net, bundle, run.config, run.out, model_name=run.model_name, model_args=args,
+            data_args=run.data, on_epoch_end=score)  # fmt: skip
+    return rows
+
+
+def time_to(rows: list[dict], target: float = TARGET) -> tuple[int | None, float | None]:
+    """(epochs, wall s) at the first epoch whose test accuracy reaches ``target``."""
+    hit = next((r for r in rows if r["test acc"] >= target), None)
+    return (hit["epoch"], hit["wall s"]) if hit else (None, None)
+
+
+def run(quick: bool = False) -> Section:
+    from .common import fashion_tensors
+
+    if fashion_tensors() is None:
+        return Section("Time to accuracy", [], ["skipped: Fashion-MNIST not installed"])
+    rounds = 1 if quick else 3
+    race = {name: (lambda s, n=name: train_process(n, s, quick)) for name in RACE}
+    rows, med = alternate(race, rounds)
+    notes = [
+        f"race: `cnnzoo train --recipe NAME --seed S` processes, alternating, {rounds} round(s); "
+        f"wall time from process start to the final test figure; median {RACE[1]} / {RACE[0]} "
+        f"time: {med[RACE[1]]['wall s'] / med[RACE[0]]['wall s']:.3f}; load average at the end: "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work shares this machine)",
+    ]
+    for name in RACE[1:] if quick else RACE:
+        curve = accuracy_curve(name, 0, QUICK_LIMIT, epochs=1) if quick else accuracy_curve(name, 0)
+        epochs, wall = time_to(curve)
+        shown = ", ".join(
+            f"{r['epoch']}: {r['test acc']:.4f} at {r['wall s']:.0f} s" for r in curve
+        )
+        reached = f"{TARGET} after {epochs} epochs, {wall:.0f} s" if epochs else f"no {TARGET}"
+        notes.append(f"curve of {name} (seed 0, test accuracy by epoch): {shown}; {reached}")
+    lenet = {
+        "plain script": lambda s: plain_process(s, quick),
+        "cnnzoo train": lambda s: train_process("lenet-91", s, quick),
+    }
+    lrows, lmed = alternate(lenet, rounds)
+    ratio = lmed["cnnzoo train"]["wall s"] / lmed["plain script"]["wall s"]
+    notes.append(
+        f"LeNet-5 as a user runs it (rows after the race's): median cnnzoo / plain script wall "
+        f"time {ratio:.3f}, both including process start-up; target: >= 0.91 at <= 1.0"
+    )
+    for row in rows + lrows:
+        row["test accuracy"] = f"{row['test accuracy']:.4f}"
+    return Section("Time to accuracy on Fashion-MNIST", rows + lrows, notes)
+
+
+# the ablation: fashion-fast, then one change at a time, each step keeping the ones before it
+ABLATION = [
+    ("round-1 recipe fashion-fast", None, {}),
+    ("fp32 instead of bf16 autocast (no bf16 instructions here)", None, {"amp": False}),
+    ("+ flip-alt+translate on the batch", None, {"batch_augment": "flip-alt+translate"}),
+    ("+ warm-up, linear decay; smoothing 0.2", None, {"sched": "warmup-linear",
+                                                     "warmup_epochs": 2.0,
+                                                     "label_smoothing": 0.2}),
+    ("+ frozen BN scales, BN biases at 64x", None, {"freeze_bn_scales": True,
+                                                   "bn_bias_lr_mult": 64.0}),
+    ("+ weight EMA 0.98 every 5 steps", None, {"ema": 0.98, "ema_every": 5}),
+    ("+ flip,translate TTA", None, {"test_tta": "flip,translate"}),
+    ("ResNet-9 (16-128 wide, whitened, dirac) instead", "resnet9", {"init": "whiten+dirac"}),
+]  # fmt: skip
+
+
+def ablation(epochs: int | None = None, limit: int | None = None) -> Section:
+    """The steps of ``ABLATION`` one after another (``epochs``, ``limit``: a shorter run)."""
+    rows, changes = [], {}
+    for label, model, step in ABLATION:
+        changes.update(step)
+        extra = {"epochs": epochs} if epochs else {}
+        args = None
+        if model == "resnet9":  # the net of the fashion-94-5min recipe, at its batch and rate
+            extra.update(batch_size=256, lr=0.2)
+            args = {"widths": (16, 32, 64, 128), "pool_before_bn": True}
+        curve = accuracy_curve("fashion-fast", 0, limit, model, args, **changes, **extra)
+        reached, wall = time_to(curve)
+        per_epoch = curve[-1]["wall s"] / len(curve)
+        rows.append(
+            {
+                "step": label,
+                f"epochs to {TARGET} (test)": reached or f"not in {len(curve)}",
+                f"wall s to {TARGET}": f"{wall:.0f}" if wall else "-",
+                "s / epoch": f"{per_epoch:.0f}",
+                "final test acc": f"{curve[-1]['test acc']:.4f}",
+            }
+        )
+        print(f"[ablation] {rows[-1]}", flush=True)
+    data = f"{limit:,} images of each split" if limit else "the full splits"
+    budget = f"{epochs} epochs" if epochs else "the recipe's epochs"
+    notes = [
+        f"one process, steps run one after another, seed 0, {data}, {budget}; load average "
+        f"at the end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+    ]
+    return Section("Ablation: time to 0.94 on Fashion-MNIST", rows, notes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.time_to_accuracy")
+    parser.add_argument("--quick", action="store_true", help="a smoke run on 128 images")
+    parser.add_argument("--ablation", action="store_true", help="the ablation table instead")
+    parser.add_argument("--epochs", type=int, help="the ablation's epochs (default: the recipe's)")
+    parser.add_argument("--limit", type=int, help="the ablation's images of each split")
+    args = parser.parse_args(argv)
+    if args.ablation:
+        quick = (1, QUICK_LIMIT) if args.quick else (args.epochs, args.limit)
+        section = ablation(*quick)
+    else:
+        section = run(args.quick)
+    print(section.to_markdown())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
