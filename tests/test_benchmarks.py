@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from benchmarks.run import BENCHMARKS, begin_marker, end_marker, merge_sections
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,7 @@ def _bench(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # every benchmark, quick: over three minutes on 2 cores
 def test_quick_benchmarks_write_report(tmp_path):
     out = tmp_path / "bench.md"
     proc = _bench("--quick", "--out", str(out))

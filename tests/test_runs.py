@@ -98,3 +98,9 @@ def test_run_new_fills_in_the_models_input_and_the_datasets_augmentation(tmp_pat
     assert Run.new("lenet5", "digits", out=tmp_path).data.augment == "none"
     with pytest.raises(CnnzooError, match="give a model and data"):
         Run.new("lenet5")
+
+
+def test_a_deterministic_run_leaves_no_global_trace(tmp_path):
+    assert torch.are_deterministic_algorithms_enabled() is False
+    Run.new("lenet5", out=tmp_path / "r", deterministic=True, **SMALL, **QUIET).train()
+    assert torch.are_deterministic_algorithms_enabled() is False

@@ -92,7 +92,7 @@ class FineTune:
         with RunLock(self.out):
             if (self.out / "last.pt").exists():
                 raise CnnzooError(f"{self.out} already holds a run; choose another --out")
-            seed_everything(self.config.seed, self.config.deterministic)
+            seed_everything(self.config.seed)  # fit selects (and restores) deterministic kernels
             bundle = self.load_data(strict, download)
             if announce is not None:
                 how = (

@@ -148,7 +148,7 @@ class Run:
         try:
             main = is_main_process()
             with RunLock(self.out) if main else contextlib.nullcontext(), _sigterm_as_sigint():
-                seed_everything(self.config.seed, self.config.deterministic)
+                seed_everything(self.config.seed)  # fit selects and restores deterministic kernels
                 bundle = self.load_data(strict, download, data_dir)
                 if self.resume_from is None and (self.out / "last.pt").exists():
                     raise CnnzooError(
