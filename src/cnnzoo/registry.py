@@ -8,6 +8,7 @@ complete whenever it is read (and ``import cnnzoo`` need not load the zoo).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 import inspect
@@ -155,6 +156,29 @@ TIMM_ARGS = ("drop_rate", "drop_path_rate", "global_pool")
 ALIASES = {"drop_rate": "dropout"}  # GoogLeNet, BN-Inception, Inception v3: head dropout
 
 
+class _NoRandomFillOnMeta(torch.overrides.TorchFunctionMode):
+    """Random initialisation of a meta tensor does nothing (it holds no values), yet meta's
+    ``normal_`` runs through a Python decomposition whose first call imports ``torch._dynamo``:
+    2 s of every ``summary``. This mode answers those calls with the tensor itself."""
+
+    FILLS = frozenset(
+        (torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.erfinv_, torch.Tensor.bernoulli_)
+    )
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        # torch.nn.init's functions dispatch themselves first (and the tensor methods they call
+        # then bypass this mode), so they are answered here too
+        fill = func in self.FILLS or getattr(func, "__module__", None) == "torch.nn.init"
+        target = args[0] if args else (kwargs or {}).get("tensor")
+        if fill and isinstance(target, torch.Tensor) and target.is_meta:
+            return target
+        return func(*args, **(kwargs or {}))
+
+
+def _skip_random_fills(device: torch.device):
+    return _NoRandomFillOnMeta() if device.type == "meta" else contextlib.nullcontext()
+
+
 def create_model(
     name: str,
     pretrained: bool = False,
@@ -206,7 +230,7 @@ def create_model(
     if device is None:
         model = info.builder(**kwargs)
     else:
-        with torch.device(device):
+        with torch.device(device), _skip_random_fills(torch.device(device)):
             model = info.builder(**kwargs)
     if entry is not None:
         from .hub import load_published
