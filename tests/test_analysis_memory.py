@@ -92,6 +92,36 @@ def test_batch_of_one_that_cannot_train_is_extrapolated():
     assert report.total.saved_bytes == real
 
 
+def test_one_value_per_channel_is_told_apart_from_a_small_map_and_from_other_errors():
+    """The extrapolation is for exactly the batch norm that would see one value per channel:
+    a flat batch norm after a linear layer at batch 1 is extrapolated; one over a 1x2 map (two
+    values per channel) trains on one sample and is measured as it is; another error that a
+    batch of one raises is not taken for it."""
+    from cnnzoo.analysis.memory import training_memory
+
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(12, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    one = training_memory(flat, (1, 3, 2, 2), torch.float32)
+    two, three = (training_memory(flat, (n, 3, 2, 2), torch.float32) for n in (2, 3))
+    assert one.extrapolated and not two.extrapolated and not three.extrapolated
+    assert one.saved_bytes == 2 * two.saved_bytes - three.saved_bytes
+    real_two, real_three = (autograd_saved_bytes(flat, (n, 3, 2, 2)) for n in (2, 3))
+    assert one.saved_bytes == 2 * real_two - real_three
+
+    wide = nn.Sequential(nn.Conv2d(3, 4, (3, 2)), nn.BatchNorm2d(4))  # 3x3 in: a 1x2 map
+    measured = training_memory(wide, (1, 3, 3, 3), torch.float32)
+    assert not measured.extrapolated
+    assert measured.saved_bytes == autograd_saved_bytes(wide, (1, 3, 3, 3))
+
+    class RefusesOne(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] == 1:
+                raise ValueError("this layer wants more than 1 value per channel")
+            return x
+
+    with pytest.raises(ValueError):
+        training_memory(nn.Sequential(nn.BatchNorm2d(3), RefusesOne()), (1, 3, 4, 4), torch.float32)
+
+
 @pytest.mark.slow
 def test_every_zoo_model_analyses_and_its_rows_add_up():
     for name in cnnzoo.list_models():

@@ -11,12 +11,17 @@ term (they are the "weights" term). Nothing is allocated: meta tensors have size
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..errors import CnnzooError
 from .trace import meta_state, temporarily_training
 
 
@@ -56,6 +61,32 @@ def saved_storages(run, exclude: set[int]) -> dict[int, int]:
     return seen
 
 
+class _OneValuePerChannel(CnnzooError):
+    """A batch norm in training mode would see one value per channel (batch 1 on a 1x1 map),
+    where its batch statistics are undefined; raised before the layer runs."""
+
+
+@contextmanager
+def _refuse_one_value_per_channel(model: nn.Module, active: bool) -> Iterator[None]:
+    """While active, every batch norm of ``model`` that would normalise with batch statistics
+    checks its input first and raises ``_OneValuePerChannel`` where torch would refuse it
+    (batch times spatial size 1, the test of ``F.batch_norm``)."""
+
+    def check(module: _BatchNorm, args: tuple) -> None:
+        x = args[0]
+        batch_stats = module.training or module.running_mean is None
+        if batch_stats and math.prod((x.shape[0], *x.shape[2:])) == 1:
+            raise _OneValuePerChannel(f"{type(module).__name__} sees one value per channel")
+
+    norms = [m for m in model.modules() if isinstance(m, _BatchNorm)] if active else []
+    handles = [m.register_forward_pre_hook(check) for m in norms]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def training_memory(
     model: nn.Module, x_shape: tuple[int, ...], dtype: torch.dtype
 ) -> TrainingMemory:
@@ -69,10 +100,9 @@ def training_memory(
     exclude = {storage_key(t) for t in state.values()}
     extrapolated = False
     try:
-        saved = _saved_bytes(model, state, x_shape, dtype, exclude)
-    except ValueError as err:
-        if x_shape[0] != 1 or "more than 1 value per channel" not in str(err):
-            raise
+        with _refuse_one_value_per_channel(model, active=x_shape[0] == 1):
+            saved = _saved_bytes(model, state, x_shape, dtype, exclude)
+    except _OneValuePerChannel:
         two = _saved_bytes(model, state, (2, *x_shape[1:]), dtype, exclude)
         three = _saved_bytes(model, state, (3, *x_shape[1:]), dtype, exclude)
         saved, extrapolated = max(2 * two - three, 0), True
