@@ -41,7 +41,7 @@ def probe(*argv: str) -> dict:
 def test_help_imports_no_torch_and_no_subcommand_module():
     seen = probe("--help")
     assert seen["code"] == 0 and not seen["torch"]
-    assert seen["cli"] == ["cnnzoo.cli._args"]
+    assert seen["cli"] == ["cnnzoo.cli._args", "cnnzoo.cli._commands"]
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_arithmetic_commands_never_import_torch(argv):
 
 def test_running_a_command_imports_only_its_module():
     seen = probe("calc", "stack")
-    assert seen["cli"] == ["cnnzoo.cli._args", "cnnzoo.cli.calc"]
+    assert seen["cli"] == ["cnnzoo.cli._args", "cnnzoo.cli._commands", "cnnzoo.cli.calc"]
 
 
 def test_import_cnnzoo_is_light_and_its_names_still_work():
