@@ -1,7 +1,10 @@
-"""Argument types for the command line: numbers checked where they are parsed.
+"""Argument types for the command line: numbers, sizes, specs and output paths checked where
+they are parsed.
 
-Each type refuses what no command can use (NaN, infinity, a negative count, a zero batch) with a
-message that names the value and the range, so argparse prints one line and exits with status 2.
+Each type refuses what no command can use (NaN, infinity, a negative count, a zero batch, an
+impossible size, a folder that cannot be written) with a message that names the value and the
+range, so argparse prints one line and exits with status 2. The text types only wrap the library's
+own parsers and checks (``cnnzoo.notation``, ``cnnzoo.paths``, the tricks), imported when used.
 """
 
 from __future__ import annotations
@@ -37,9 +40,9 @@ finite_float: Callable[[str], float] = _number(float, None, None, False, "a fini
 decay: Callable[[str], float] = _number(float, 0.0, 1.0, True, "a decay in (0, 1]")
 
 
-def _spec(check: Callable[[str], object], what: str) -> Callable[[str], str]:
-    """A text option checked by one of cnnzoo's parsers (``check`` raises ``CnnzooError``),
-    handed on as given."""
+def _checked(check: Callable[[str], object], what: str, prefix: str = "") -> Callable[[str], str]:
+    """A text option checked by one of cnnzoo's parsers (``check`` raises ``CnnzooError``, whose
+    message loses ``prefix``), handed on as given (the command reads it as before)."""
 
     def parse(text: str) -> str:
         from ..errors import CnnzooError
@@ -47,10 +50,10 @@ def _spec(check: Callable[[str], object], what: str) -> Callable[[str], str]:
         try:
             check(text)
         except CnnzooError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
+            raise argparse.ArgumentTypeError(str(err).removeprefix(prefix)) from None
         return text
 
-    parse.__name__ = what
+    parse.__name__ = what  # argparse names the type in its own messages
     return parse
 
 
@@ -67,34 +70,20 @@ def _augment(text: str) -> object:
 
 
 # test-time views (none, flip, translate, joined by ','): --tta, --test-tta
-tta_spec: Callable[[str], str] = _spec(_tta, "test-time views")
+tta_spec: Callable[[str], str] = _checked(_tta, "test-time views")
 # augmentation on the batch (flip-alt, flip, translate[:N], joined by '+' or ','): --batch-augment
-batch_augment_spec: Callable[[str], str] = _spec(_augment, "a batch augmentation")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose usage errors are one line (``cnnzoo train: error: ...``)."""
-
-    def error(self, message: str):  # noqa: D401  (argparse's signature)
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+batch_augment_spec: Callable[[str], str] = _checked(_augment, "a batch augmentation")
 
 
 def _size_text(option: str, max_side: int, what: str) -> Callable[[str], str]:
-    """A size option read by ``cnnzoo.notation.parse_size`` (sides from 1 to ``max_side``),
-    handed on as the text it was given (the command reads it as before)."""
+    """A size option read by ``cnnzoo.notation.parse_size`` (sides from 1 to ``max_side``)."""
 
-    def parse(text: str) -> str:
-        from ..errors import CnnzooError
+    def check(text: str) -> object:
         from ..notation import parse_size
 
-        try:
-            parse_size(text, option=option, max_side=max_side)
-        except CnnzooError as err:
-            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{option}: ")) from None
-        return text
+        return parse_size(text, option=option, max_side=max_side)
 
-    parse.__name__ = what
-    return parse
+    return _checked(check, what, prefix=f"{option}: ")
 
 
 # Input sides of a network: beyond 4096 pixels an image no longer fits any CNN's memory budget.
@@ -106,44 +95,23 @@ plot_size: Callable[[str], str] = _size_text("--plot-size", 8000, "a size WxH in
 
 
 def _writable(kind: str) -> Callable[[str], str]:
-    """An output path (``kind`` "file" or "dir") checked where it is parsed: its nearest existing
-    folder must be a folder in which a file can really be created (the check creates an unnamed
-    temporary file and nothing else, so it holds for root on a read-only disk too). Handed on as
-    the text it was given."""
+    """An output path (``kind`` "file" or "dir") that ``cnnzoo.paths.check_writable`` accepts:
+    its nearest existing folder can really hold a new file."""
 
-    def parse(text: str) -> str:
-        import errno
-        import os
-        import tempfile
-        from pathlib import Path
+    def check(text: str) -> None:
+        from ..paths import check_writable
 
-        path = Path(text)
-        if kind == "file" and path.is_dir():
-            raise argparse.ArgumentTypeError(f"{text} is a directory; give a file name")
-        if kind == "dir" and path.exists() and not path.is_dir():
-            raise argparse.ArgumentTypeError(f"{text} is a file, not a directory")
-        folder = path if kind == "dir" else path.parent
-        existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor))
-        if not existing.is_dir():
-            raise argparse.ArgumentTypeError(
-                f"cannot write {text}: {existing} is a file, not a directory"
-            )
-        try:
-            with tempfile.TemporaryFile(dir=existing):
-                pass
-        except OSError as err:
-            why = {errno.EROFS: "a read-only file system", errno.EACCES: "permission denied"}
-            reason = why.get(err.errno, err.strerror or type(err).__name__)
-            raise argparse.ArgumentTypeError(
-                f"cannot write {text}: {existing} is not writable ({reason})"
-            ) from None
-        if path.is_file() and not os.access(path, os.W_OK):
-            raise argparse.ArgumentTypeError(f"cannot write {text}: the file is read-only")
-        return text
+        check_writable(text, kind)
 
-    parse.__name__ = f"a writable {kind} path"
-    return parse
+    return _checked(check, f"a writable {kind} path")
 
 
 output_file: Callable[[str], str] = _writable("file")
 output_dir: Callable[[str], str] = _writable("dir")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors are one line (``cnnzoo train: error: ...``)."""
+
+    def error(self, message: str):  # noqa: D401  (argparse's signature)
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")

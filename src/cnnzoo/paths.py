@@ -1,0 +1,40 @@
+"""Output paths checked before any work is done: a file or a folder that can really be written."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import CnnzooError
+
+_WHY = {errno.EROFS: "a read-only file system", errno.EACCES: "permission denied"}
+
+
+def check_writable(text: str, kind: str) -> None:
+    """Raise ``CnnzooError`` unless ``text`` can be written as a ``kind`` ("file" or "dir").
+
+    Its nearest existing folder must be a folder in which a file can really be created: the check
+    creates an unnamed temporary file there and nothing else, so it holds for root on a read-only
+    disk too. An existing file must be writable.
+    """
+    if kind not in ("file", "dir"):
+        raise ValueError(f"kind is 'file' or 'dir', got {kind!r}")
+    path = Path(text)
+    if kind == "file" and path.is_dir():
+        raise CnnzooError(f"{text} is a directory; give a file name")
+    if kind == "dir" and path.exists() and not path.is_dir():
+        raise CnnzooError(f"{text} is a file, not a directory")
+    folder = path if kind == "dir" else path.parent
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == Path(p.anchor))
+    if not existing.is_dir():
+        raise CnnzooError(f"cannot write {text}: {existing} is a file, not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        reason = _WHY.get(err.errno, err.strerror or type(err).__name__)
+        raise CnnzooError(f"cannot write {text}: {existing} is not writable ({reason})") from None
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise CnnzooError(f"cannot write {text}: the file is read-only")
