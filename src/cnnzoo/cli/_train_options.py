@@ -1,6 +1,7 @@
 """The options of ``cnnzoo train`` (and ``finetune``): one per ``TrainConfig`` field, each with
-its checked type, and the model/input group of ``train``. Kept apart from ``_options`` (data and
-model options every command shares) so that each module stays one job."""
+its checked type. Kept apart from ``_options`` (data and model options every command shares) and
+``_input_options`` (the model/input group of ``train``, re-exported here) so that each module
+stays one job."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from ._args import (
     batch_augment_spec,
     decay,
     fraction,
-    img_size,
     nonneg_float,
     nonneg_int,
     positive_float,
     positive_int,
     tta_spec,
 )
+from ._input_options import add_input_options
+
+__all__ = ["RESUME_REFUSES", "add_config_options", "add_input_options", "config_overrides"]
 
 # the checked type of each TrainConfig option that is not a plain string (the config checks
 # every value again, for Python callers)
@@ -112,34 +115,3 @@ def config_overrides(args: argparse.Namespace) -> dict:
 
     values = {f.name: getattr(args, f.name, None) for f in fields(TrainConfig)}
     return {k: v for k, v in values.items() if v is not None}
-
-
-def add_input_options(p: argparse.ArgumentParser) -> None:
-    """``train``'s model and input group: augmentation, validation split, size, channels and
-    create_model arguments."""
-    from ..data.transforms import AUGMENTS
-
-    g = p.add_argument_group("model and input")
-    g.add_argument(
-        "--augment",
-        choices=["auto", *AUGMENTS],
-        default=None,
-        help="training augmentation; auto: flips for Fashion-MNIST, random crop with padding + "
-        "flip for CIFAR and image folders, none for digits; basic+erase adds random erasing "
-        "(--batch-augment replaces it with augmentation on the batch)",
-    )
-    g.add_argument(
-        "--val-fraction",
-        type=fraction,
-        default=None,
-        help="fraction of the training split used to validate (default 0.1)",
-    )
-    g.add_argument("--img-size", type=img_size, help="input H or HxW (default: the model's)")
-    g.add_argument("--in-chans", type=positive_int, help="input channels (default: the model's)")
-    g.add_argument(
-        "--model-arg",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra create_model argument, e.g. drop_rate=0.2 (repeatable)",
-    )
