@@ -355,3 +355,24 @@ def test_fc_layer_is_alexnet_fc6_and_the_vgg_slide_row():
     with pytest.raises(CnnzooError):
         calc.fc_layer("6x0x256", 10)
     assert cli("calc fc --input 6x6x256 --out 4096") == 0
+
+
+def test_calculate_reads_the_command_lines_text_and_notes_before_the_arithmetic():
+    notes: list[str] = []
+    with pytest.raises(CnnzooError, match="not a whole number"):  # stride 5 does not divide
+        calc.calculate(
+            "conv_output", {"input": "3x227x227", "filters": 96, "kernel": 11, "stride": 5},
+            note=notes.append,
+        )  # fmt: skip
+    assert len(notes) == 1 and "C x H x W" in notes[0]  # said before the error
+    conv = calc.calculate("conv_output", {"input": "3x227x227", "filters": 96, "kernel": 11,
+                                          "stride": 4}, note=notes.append)  # fmt: skip
+    assert conv.output == (55, 55, 96) and len(notes) == 2
+    assert calc.calculate("fc_layer", {"input": "4096", "out_features": 10}).in_features == 4096
+    assert calc.calculate("fc_layer", {"input": "6x6x256", "out_features": 1}).input == (6, 6, 256)
+    pool = calc.calculate("pool_output", {"input": "55x55", "kernel": 3, "stride": 2})
+    assert pool.output == (27, 27, 0)
+    sep = calc.calculate("separable_conv", {"c_in": 4, "c_out": 8, "size": "14x14"})
+    assert sep.size == (14, 14) and sep.standard_macs == 14 * 14 * 4 * 3 * 3 * 8
+    with pytest.raises(CnnzooError, match="depth last"):  # a conv needs the depth
+        calc.calculate("conv_output", {"input": "227x227", "filters": 1, "kernel": 3})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -26,6 +26,8 @@ __all__ = [
     "RFResult",
     "SeparableResult",
     "StackResult",
+    "CALCULATORS",
+    "calculate",
     "conv_output",
     "conv_output_size",
     "FCResult",
@@ -692,3 +694,46 @@ def inception_module(
         bottleneck_depth=ch1x1 + ch3x3 + ch5x5 + pool_proj,
         note=note,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The calculators by name, with options as text (the command line's)
+# --------------------------------------------------------------------------------------------
+
+CALCULATORS = {
+    f.__name__: f
+    for f in (
+        conv_output,
+        pool_output,
+        fc_layer,
+        receptive_field,
+        stack_vs_single,
+        separable_conv,
+        inception_module,
+    )
+}
+
+
+def calculate(
+    function: str, options: dict, note: Callable[[str], None] = lambda text: None
+) -> _Result:
+    """Call the calculator named ``function`` (a key of ``CALCULATORS``) with ``options`` as the
+    command line gives them, ``input`` and ``size`` as text: volumes are read with
+    :func:`read_volume`, and ``note`` is told, before any arithmetic, of each one read as
+    C x H x W. ``fc_layer`` also takes a flat count (``4096``), ``pool_output`` a volume without
+    depth, ``separable_conv`` a ``size`` HxW."""
+    options = dict(options)
+
+    def volume(key: str, need_depth: bool) -> tuple[int, int, int | None]:
+        value, said = read_volume(options[key], need_depth, f"--{key}")
+        if said:
+            note(said)
+        return value
+
+    if isinstance(options.get("input"), str):
+        flat = function == "fc_layer" and len(re.findall(r"\d+", options["input"])) != 3
+        if not flat:
+            options["input"] = volume("input", need_depth=function != "pool_output")
+    if function == "separable_conv" and isinstance(options.get("size"), str):
+        options["size"] = volume("size", need_depth=False)[:2]
+    return CALCULATORS[function](**options)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 
 from ._args import nonneg_int, positive_int
@@ -104,29 +103,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     flag(q, "--bias", "count biases in the weights")
 
 
-def _volume(text: str | None, flag: str, need_depth: bool = True):
-    """A size in the notes' HxWxC; a C x H x W one is read as such and noted on stderr."""
-    from ..calc import read_volume
-
-    if text is None:
-        return None
-    volume, note = read_volume(text, need_depth, flag)
-    if note:
-        print(f"cnnzoo calc: note: {note}", file=sys.stderr)
-    return volume
+def _note(text: str) -> None:
+    """A size read as C x H x W, said on stderr."""
+    print(f"cnnzoo calc: note: {text}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import calc
 
     skip = ("func", "command", "calc", "format", "function")
-    kwargs = {k: v for k, v in vars(args).items() if k not in skip}
-    if "input" in kwargs:  # fc also takes a flat count (4096)
-        flat = args.calc == "fc" and len(re.findall(r"\d+", args.input)) != 3
-        need_depth = args.calc != "pool"
-        kwargs["input"] = args.input if flat else _volume(args.input, "--input", need_depth)
-    if args.calc == "separable" and args.size is not None:
-        kwargs["size"] = _volume(args.size, "--size", need_depth=False)[:2]
-    result = getattr(calc, args.function)(**kwargs)
+    options = {k: v for k, v in vars(args).items() if k not in skip}
+    result = calc.calculate(args.function, options, note=_note)
     print(json.dumps(result.to_dict(), indent=2) if args.format == "json" else result.to_text())
     return 0
