@@ -87,12 +87,13 @@ class FineTune:
         """Fine-tune and write ``best.pt``/``last.pt``; returns ``cnnzoo.transfer.finetune``'s
         result with ``"hint"``: a command that evaluates the result."""
         from ..transfer import finetune
-        from .loop import seed_everything
+        from .loop import apply_run_threads, seed_everything
 
         with RunLock(self.out):
             if (self.out / "last.pt").exists():
                 raise CnnzooError(f"{self.out} already holds a run; choose another --out")
             seed_everything(self.config.seed)  # fit selects (and restores) deterministic kernels
+            apply_run_threads(self.config)  # before the data: its statistics are reductions
             bundle = self.load_data(strict, download)
             if announce is not None:
                 how = (

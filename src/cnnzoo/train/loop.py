@@ -597,6 +597,17 @@ def _fault_point(name: str) -> None:
     time.sleep(float(seconds or 30))
 
 
+def apply_run_threads(config: TrainConfig) -> None:
+    """Set the run's own thread count, where it has one, before anything that computes.
+
+    The data's mean and std are reductions, whose last bit depends on how many threads share
+    them: a resume that loaded its data with the command line's default (all idle cores) while
+    the run was trained with ``--threads 1`` drifted from it in the 7th digit, on idle minutes
+    only. ``None`` leaves the caller's (the command line's) choice."""
+    if config.threads is not None:
+        _apply_threads(config.threads)
+
+
 def _apply_threads(n: int | None) -> None:
     """The run's CPU thread count (``TrainConfig.threads``); None leaves torch's setting."""
     try:

@@ -142,13 +142,14 @@ class Run:
         Returns ``fit``'s result with ``"test_acc_last"`` when the data has a test split.
         Under torchrun every process calls it; the process group is set up and torn down here."""
         from .distributed import cleanup_distributed, is_main_process, setup_distributed
-        from .loop import final_test, fit, seed_everything
+        from .loop import apply_run_threads, final_test, fit, seed_everything
 
         distributed = setup_distributed()
         try:
             main = is_main_process()
             with RunLock(self.out) if main else contextlib.nullcontext(), _sigterm_as_sigint():
                 seed_everything(self.config.seed)  # fit selects and restores deterministic kernels
+                apply_run_threads(self.config)  # before the data: its statistics are reductions
                 bundle = self.load_data(strict, download, data_dir)
                 if self.resume_from is None and (self.out / "last.pt").exists():
                     raise CnnzooError(
