@@ -113,3 +113,24 @@ def test_model_table_is_current_and_matches_every_model_built_on_meta():
     assert table["models"] == build_rows()
     vgg16 = next(r for r in table["models"] if r["name"] == "vgg16")
     assert vgg16["params"] == 138_357_544 and vgg16["input_size"] == [3, 224, 224]
+
+
+def test_building_on_meta_runs_no_initialisation_and_imports_no_compiler():
+    """Random initialisation of a meta tensor has no values to fill, yet torch answers it with a
+    Python decomposition whose first call imports torch._dynamo (2 s of every `summary`)."""
+    code = (
+        "import sys, torch; from cnnzoo import create_model; "
+        "[create_model(n, device='meta') for n in ('alexnet', 'vgg16', 'inception_v3', "
+        "'resnet50', 'mobilenet_v1')]; "
+        "m = create_model('lenet5'); "  # a real build still initialises
+        "print('torch._dynamo' in sys.modules, bool(m.fc.weight.abs().sum() > 0))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(SRC)},
+        timeout=120,
+        check=True,
+    ).stdout.split()
+    assert out == ["False", "True"]
