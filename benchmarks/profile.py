@@ -13,6 +13,7 @@ the time and the MACs of their rows gathered by kind of layer. Everything is ``c
 from __future__ import annotations
 
 import argparse
+import os
 
 import torch
 from torch import nn
@@ -120,7 +121,8 @@ def model_profiles(names, size: int, batch: int, repeats: int) -> list[Section]:
         report = analyze(model, (3, size, size), batch_size=batch)
         notes = [f"training step {prof.total_ms:.0f} ms (interquartile range "
                  f"{prof.total_spread_ms:.0f} ms), batch {batch}, {size}x{size}, "
-                 f"{repeats} repeats"]  # fmt: skip
+                 f"{repeats} repeats, medians; load average {os.getloadavg()[0]:.1f} on "
+                 f"{os.cpu_count()} CPUs"]  # fmt: skip
         sections.append(Section(f"Profile: {name}", by_kind(model, prof, report), notes))
     return sections
 
@@ -149,7 +151,7 @@ def run(quick: bool = False) -> Section:
     ceilings = measure(quick=quick)
     notes = [f"ceilings: matmul {ceilings.gflops:.0f} GFLOP/s, copy {ceilings.gbps:.1f} GB/s "
              f"(ridge {ceilings.ridge:.1f} FLOP/B) on {ceilings.machine}",
-             f"training steps, batch {batch}, {size}x{size}x{c}; times are means over {reps} "
+             f"training steps, batch {batch}, {size}x{size}x{c}; times are medians over {reps} "
              f"repeats on a shared machine"]  # fmt: skip
     return Section(
         "Measured anatomy: MACs against time", compare_pairs(c, size, batch, reps), notes

@@ -40,7 +40,7 @@ class ProfileRow:
     row: int  # index into analyze(...).layers
     module: str  # the row's name
     type: str  # module class or op name, as in the analyzer's table
-    forward_ms: float  # mean over the repeats
+    forward_ms: float  # median (or mean: Profile.statistic) over the repeats
     forward_spread_ms: float  # interquartile range over the repeats
     backward_ms: float | None  # None unless train
     backward_spread_ms: float | None
@@ -68,9 +68,10 @@ class Profile:
     machine: str
     rows: list[ProfileRow]
     outside_layers_ms: float  # the whole step minus the sum of the rows
-    total_ms: float  # mean of the uninstrumented whole step
+    total_ms: float  # median (or mean) of the uninstrumented whole step
     total_spread_ms: float
     notes: list[str] = field(default_factory=list)
+    statistic: str = "median"  # of the repeats: "median" or "mean"
 
     def to_dict(self) -> dict:
         """The JSON the explorer reads (see docs/anatomy.md)."""
@@ -98,6 +99,7 @@ class Profile:
             "rows": rows,
             "outside_layers_ms": self.outside_layers_ms,
             "total_ms": self.total_ms,
+            "statistic": self.statistic,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -178,7 +180,7 @@ class Profile:
         c, h, w = (*self.input_size, 1, 1)[:3]
         mode = "training step" if self.train else "forward"
         return (
-            f"{self.model}, input {h}x{w}x{c}, batch {self.batch}, {mode}; means "
+            f"{self.model}, input {h}x{w}x{c}, batch {self.batch}, {mode}; {self.statistic}s "
             f"(+- interquartile range) on {self.machine}"
         )
 
@@ -323,14 +325,18 @@ def profile(
     repeats: int = 10,
     warmup: int = 2,
     name: str | None = None,
+    statistic: str = "median",
 ) -> Profile:
     """Time every row of ``analyze(model, input_size, batch)`` on the model's own device.
 
     ``train=False`` times the evaluation-mode forward under ``no_grad``; ``train=True`` a training
     step (training mode, forward and backward of a gradient of ones; the model's own gradients are
-    put back afterwards). Times are means over ``repeats`` after ``warmup`` runs, with their
-    interquartile range as the spread.
+    put back afterwards). Times are medians over ``repeats`` after ``warmup`` runs, with their
+    interquartile range as the spread; ``statistic="mean"`` gives means, which add up however a
+    shared machine's stalls fall (the mean step is the sum of its parts' means).
     """
+    if statistic not in STATISTICS:
+        raise CnnzooError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
     if repeats < 1 or warmup < 0:
         raise CnnzooError(
             f"repeats must be at least 1 and warmup at least 0, got {repeats}, {warmup}"
@@ -362,7 +368,7 @@ def profile(
         for p, g in grads:
             p.grad = g
     sizes = {n: p.numel() for n, p in model.named_parameters()}
-    return _summarise(report, plain, timed, train, device, sizes)
+    return _summarise(report, plain, timed, train, device, sizes, statistic)
 
 
 def _whole_step(model: nn.Module, x: torch.Tensor, train: bool, sync) -> float:
@@ -396,17 +402,26 @@ def _instrumented_step(model: nn.Module, x: torch.Tensor, train: bool, sync):
     return [(r.name, rec.seconds.get(id(r), 0.0), backward.get(id(r), 0.0)) for r in rec.rows]
 
 
-def _mean_iqr(values: list[float]) -> tuple[float, float]:
-    """The mean (which adds up: the rows' means sum to the mean of their sum, where medians do
-    not when a shared machine stalls some steps and not others) and the interquartile range."""
+STATISTICS = ("median", "mean")
+
+
+def _centre_iqr(values: list[float], statistic: str) -> tuple[float, float]:
+    """The median or the mean of ``values``, and their interquartile range."""
+    centre = statistics.median(values) if statistic == "median" else statistics.fmean(values)
     if len(values) < 2:
-        return values[0], 0.0
+        return centre, 0.0
     q1, _, q3 = statistics.quantiles(values, n=4)
-    return statistics.fmean(values), q3 - q1
+    return centre, q3 - q1
 
 
 def _summarise(
-    report: Report, plain, timed, train: bool, device: torch.device, sizes: dict[str, int]
+    report: Report,
+    plain,
+    timed,
+    train: bool,
+    device: torch.device,
+    sizes: dict[str, int],
+    statistic: str = "median",
 ) -> Profile:
     index = {r.name: i for i, r in enumerate(report.layers)}
     fwd: list[list[float]] = [[] for _ in report.layers]
@@ -419,11 +434,13 @@ def _summarise(
                 bwd[index[name]].append(b)
             else:  # a training-only branch (an auxiliary head): its time stays outside
                 extra.add(name)
-    total, total_spread = _mean_iqr(plain)
+    total, total_spread = _centre_iqr(plain, statistic)
     rows = []
     for i, r in enumerate(report.layers):
-        f, fs = _mean_iqr([1e3 * s for s in fwd[i]] or [0.0])
-        b, bs = _mean_iqr([1e3 * s for s in bwd[i]] or [0.0]) if train else (None, None)
+        f, fs = _centre_iqr([1e3 * s for s in fwd[i]] or [0.0], statistic)
+        b, bs = (None, None)
+        if train:
+            b, bs = _centre_iqr([1e3 * s for s in bwd[i]] or [0.0], statistic)
         traffic = row_bytes(report, r, sizes)
         flops = 2 * (r.macs + (r.backward_macs if train else 0))
         rows.append(
@@ -460,6 +477,7 @@ def _summarise(
         total_ms=total_ms,
         total_spread_ms=1e3 * total_spread,
         notes=notes,
+        statistic=statistic,
     )
 
 

@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train", action="store_true", help="time a training step (forward+backward)")
     p.add_argument("--repeats", type=positive_int, default=10, help="timed runs (default 10)")
     p.add_argument("--warmup", type=nonneg_int, default=2, help="untimed runs first (default 2)")
+    p.add_argument(
+        "--stat",
+        choices=("median", "mean"),
+        default="median",
+        help="of the repeats (default median; means add up however a busy machine stalls)",
+    )
     p.add_argument("--format", choices=FORMATS, default="table", help="output format")
     p.add_argument(
         "--plot",
@@ -55,6 +61,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         warmup=args.warmup,
         name=args.name,
+        statistic=args.stat,
     )
     print(result.render(args.format), end="")
     if args.plot:
