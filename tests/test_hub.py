@@ -524,3 +524,57 @@ def test_torch_hub_load_from_the_checkout(tmp_path):
     for name, (cls, n) in loaded.items():
         built = typing.get_type_hints(cnnzoo.get_model_info(name).builder)["return"]
         assert (cls, n) == (built.__name__, params[name]), name
+
+
+# --- the weights' resize filter ------------------------------------------------------------------
+
+
+def test_image_transform_uses_the_weights_interpolation():
+    from torchvision.transforms import InterpolationMode
+
+    from cnnzoo.data import image_transform
+    from cnnzoo.runs import Preprocess
+
+    bicubic = hub.published_weights("inception_v4")  # timm's tf_in1k
+    bilinear = hub.published_weights("resnet18")  # torchvision's
+    assert bicubic["interpolation"] == "bicubic" and bilinear["interpolation"] == "bilinear"
+    t = image_transform(Preprocess.from_pretrained_cfg(bicubic).to_dict())
+    assert t.mode is InterpolationMode.BICUBIC and t.size == (342, 342)  # round(299 / 0.875)
+    t = image_transform(Preprocess.from_pretrained_cfg(bilinear).to_dict())
+    assert t.mode is InterpolationMode.BILINEAR and t.size == (256, 256)
+    # a checkpoint fine-tuned from bicubic weights keeps their filter for the new data
+    data = Preprocess((3, 32, 32), (32, 32), (0.5,) * 3, (0.2,) * 3)
+    pre = data.with_stats_of(Preprocess.from_pretrained_cfg(bicubic))
+    assert image_transform(pre.to_dict()).mode is InterpolationMode.BICUBIC
+
+
+def test_predict_tensor_for_bicubic_weights_is_torchvisions(tmp_path):
+    """predict's input for inception_v4's bicubic weights equals torchvision's
+    Resize(342, BICUBIC) + CenterCrop(299) + Normalize on the same decoded image."""
+    from PIL import Image
+    from torchvision.io import read_image
+    from torchvision.transforms import InterpolationMode, v2
+
+    from cnnzoo.data import load_image
+    from cnnzoo.runs import Preprocess
+
+    entry = hub.published_weights("inception_v4")
+    pixels = torch.randint(
+        0, 256, (300, 350, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(4)
+    )
+    image = tmp_path / "photo.png"
+    Image.fromarray(pixels.numpy()).save(image)
+    oracle = v2.Compose(
+        [
+            v2.Resize(342, interpolation=InterpolationMode.BICUBIC, antialias=True),
+            v2.CenterCrop(299),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(entry["mean"], entry["std"]),
+        ]
+    )
+    expected = oracle(read_image(str(image)))
+    got = load_image(image, Preprocess.from_pretrained_cfg(entry).to_dict())
+    assert got.shape == expected.shape == (3, 299, 299)
+    torch.testing.assert_close(got, expected)
+    plain = Preprocess.from_pretrained_cfg({**entry, "interpolation": "bilinear"}).to_dict()
+    assert not torch.allclose(load_image(image, plain), expected)  # the filter is what differs
