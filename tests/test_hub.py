@@ -526,6 +526,39 @@ def test_torch_hub_load_from_the_checkout(tmp_path):
         assert (cls, n) == (built.__name__, params[name]), name
 
 
+# --- pretrained_num_classes ----------------------------------------------------------------------
+
+
+def test_pretrained_num_classes_loads_or_replaces_the_head(tmp_path):
+    """A file fine-tuned to 7 classes: with pretrained_num_classes=7 its head loads (num_classes
+    defaults to 7); another num_classes gets a new head on the same backbone; a wrong K is
+    refused; without a file it is one line; a misspelling names it."""
+    from cnnzoo.errors import CheckpointError
+
+    peer = randomize_bn_(tv_models.resnet18(num_classes=7)).eval()
+    path = tmp_path / "ft7.pth"
+    torch.save(peer.state_dict(), path)
+    x = torch.randn(2, 3, 64, 64)
+    model = cnnzoo.create_model("resnet18", checkpoint_path=path, pretrained_num_classes=7).eval()
+    with torch.no_grad():
+        assert same(model(x), peer(x))
+        trunk = torch.nn.Sequential(*list(peer.children())[:-1])
+        features = torch.flatten(trunk(x), 1)
+    with pytest.warns(UserWarning, match="7 classes in the file and 3 in the model"):
+        new = cnnzoo.create_model(
+            "resnet18", checkpoint_path=path, pretrained_num_classes=7, num_classes=3
+        ).eval()
+    with torch.no_grad():
+        assert new(x).shape == (2, 3)
+        assert same(new.forward_head(new.forward_features(x), pre_logits=True), features)
+    with pytest.raises(CheckpointError, match="7 classes in the file and 5 in the model"):
+        cnnzoo.create_model("resnet18", checkpoint_path=path, pretrained_num_classes=5)
+    with pytest.raises(ModelArgumentError, match="use it with checkpoint_path"):
+        cnnzoo.create_model("resnet18", pretrained_num_classes=7)
+    with pytest.raises(TypeError, match="did you mean 'pretrained_num_classes'"):
+        cnnzoo.create_model("resnet18", checkpoint_path=path, pretrained_num_class=7)
+
+
 # --- the weights' resize filter ------------------------------------------------------------------
 
 
