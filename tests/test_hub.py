@@ -611,3 +611,97 @@ def test_predict_tensor_for_bicubic_weights_is_torchvisions(tmp_path):
     torch.testing.assert_close(got, expected)
     plain = Preprocess.from_pretrained_cfg({**entry, "interpolation": "bilinear"}).to_dict()
     assert not torch.allclose(load_image(image, plain), expected)  # the filter is what differs
+
+
+# --- evaluate --pretrained -----------------------------------------------------------------------
+
+
+def _imagenet_folder(root: Path, classes=("tench", "goldfish")) -> Path:
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(6)
+    for split in ("train", "val"):
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            for i in range(3):
+                pixels = torch.randint(0, 256, (90, 120, 3), dtype=torch.uint8, generator=g)
+                Image.fromarray(pixels.numpy()).save(root / split / c / f"{i}.png")
+    return root
+
+
+def test_cli_evaluate_pretrained_scores_imagenet_classes(tmp_path, torch_home, resnet18_peer,
+                                                         capsys, monkeypatch):  # fmt: skip
+    """``evaluate resnet18 --pretrained --data DIR``: the weights' preprocessing, the folder's
+    ImageNet classes scored among themselves; the oracle is the peer model on each image."""
+    from cnnzoo.cli import main
+    from cnnzoo.data import load_image
+    from cnnzoo.runs import Preprocess
+
+    torch_home.mkdir(parents=True)
+    entry = hub.published_weights("resnet18")
+    torch.save(resnet18_peer.state_dict(), torch_home / entry["file_name"])
+    data = _imagenet_folder(tmp_path / "imgs")
+    monkeypatch.chdir(tmp_path)
+    args = ["evaluate", "resnet18", "--pretrained", "--data", str(data), "--split", "val"]
+    assert main([*args, "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    pre = Preprocess.from_pretrained_cfg(entry).to_dict()
+    cols = [hub.imagenet_classes().index(c) for c in ("tench", "goldfish")]
+    want_pred, labels = [], []
+    for label, name in enumerate(("tench", "goldfish")):
+        for f in sorted((data / "val" / name).iterdir()):
+            with torch.no_grad():
+                probs = resnet18_peer(load_image(f, pre)[None]).softmax(1)[0, cols]
+            want_pred.append(int(probs.argmax()))
+            labels.append(label)
+    accuracy = sum(p == y for p, y in zip(want_pred, labels, strict=True)) / len(labels)
+    assert result["accuracy"] == pytest.approx(accuracy)
+    assert result["weights"] == ["resnet18.tv_in1k"] and result["among"] == 2
+    assert result["n"] == 6 and result["classes"] == ["goldfish", "tench"]  # sorted folders
+    assert Path(result["confusion_png"]).is_file()
+    assert main([*args, "--no-plot"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "resnet18 (published weights resnet18.tv_in1k)" in first
+    assert "scored among its 2 ImageNet classes" in first
+
+
+def test_cli_evaluate_pretrained_refuses_other_classes(tmp_path, torch_home, resnet18_peer,
+                                                       capsys):  # fmt: skip
+    from cnnzoo.cli import main
+
+    torch_home.mkdir(parents=True)
+    torch.save(
+        resnet18_peer.state_dict(), torch_home / hub.published_weights("resnet18")["file_name"]
+    )
+    data = _image_folder(tmp_path / "imgs")  # classes "a" and "b"
+    args = ["evaluate", "resnet18", "--pretrained", "--data", str(data), "--split", "val"]
+    assert main([*args, "--no-plot"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not ImageNet's" in err and "'a'" in err
+
+
+def test_cli_evaluate_pretrained_offline_is_one_line(tmp_path, torch_home, monkeypatch, capsys):
+    from cnnzoo.cli import main
+
+    entry = hub.published_weights("resnet18")
+    _serve_from(monkeypatch, entry, url=(tmp_path / "nothing.pth").as_uri())
+    data = _imagenet_folder(tmp_path / "imgs")
+    assert main(["evaluate", "resnet18", "--pretrained", "--data", str(data), "--no-plot"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and entry["file_name"] in err and "put the file in" in err
+
+
+def test_cli_evaluate_pretrained_takes_names_only(tmp_path, capsys):
+    from cnnzoo.cli import main
+
+    ckpt = tmp_path / "w.pth"
+    torch.save(tv_models.resnet18().state_dict(), ckpt)
+    data = _imagenet_folder(tmp_path / "imgs")
+    cases = {
+        "leave it out": [str(ckpt)],
+        "not model 'resnet34'": ["resnet18", "--model", "resnet34"],
+    }
+    for why, args in cases.items():
+        assert main(["evaluate", *args, "--pretrained", "--data", str(data), "--no-plot"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and why in err, err
