@@ -613,6 +613,30 @@ def test_predict_tensor_for_bicubic_weights_is_torchvisions(tmp_path):
     assert not torch.allclose(load_image(image, plain), expected)  # the filter is what differs
 
 
+def test_folder_data_for_bicubic_weights_is_resized_bicubically(tmp_path):
+    """features' and finetune's data (an image folder decoded once, at the model's size) for
+    bicubic weights: each stored image is torchvision's bicubic Resize + CenterCrop of its file,
+    and the preprocessing recorded says bicubic."""
+    from torchvision.io import read_image
+    from torchvision.transforms import InterpolationMode, v2
+
+    from cnnzoo.runs import Preprocess, load_rows
+
+    data = _image_folder(tmp_path / "imgs")  # 80 x 96 images
+    weights = Preprocess.from_pretrained_cfg(hub.published_weights("inception_v4"))
+    ds, _, _, _ = load_rows(str(data), "all", (3, 64, 64), preprocess=weights)
+    assert ds.preprocess["interpolation"] == "bicubic"
+    oracle = v2.Compose(
+        [v2.Resize(64, interpolation=InterpolationMode.BICUBIC, antialias=True), v2.CenterCrop(64)]
+    )
+    expected = {bytes(oracle(read_image(str(f))).numpy()) for f in data.rglob("*.png")}
+    assert len(expected) == len(ds) == 6
+    assert {bytes(x.numpy()) for x in ds.images} == expected  # rows in the split's order
+    plain, _, _, _ = load_rows(str(data), "all", (3, 64, 64))
+    assert "interpolation" not in plain.preprocess
+    assert not {bytes(x.numpy()) for x in plain.images} & expected
+
+
 # --- evaluate --pretrained -----------------------------------------------------------------------
 
 

@@ -108,8 +108,11 @@ class FitToSize:
         h, w = self.size
         h0, w0 = x.shape[-2:]
         if (h0, w0) != (h, w):
-            scale = max(h / h0, w / w0)
-            size = [max(h, round(h0 * scale)), max(w, round(w0 * scale))]
+            # the other side as torchvision's Resize(short side) computes it: truncated
+            if h / h0 >= w / w0:
+                size = [h, max(w, int(h * w0 / h0))]
+            else:
+                size = [max(h, int(w * h0 / w0)), w]
             x = _tf().resize(x, size, interpolation=self.mode, antialias=True)
             x = _tf().center_crop(x, [h, w])
         return x
