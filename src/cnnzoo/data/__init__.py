@@ -173,7 +173,9 @@ def load_data(
     if augment not in AUGMENTS:
         raise DataError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
     if interpolation not in INTERPOLATIONS:
-        raise DataError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}")
+        raise DataError(
+            f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}"
+        )
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     if limit is not None and limit < 1:
