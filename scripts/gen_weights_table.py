@@ -57,6 +57,8 @@ MODEL_ARGS = {
 # torchvision's weight names -> timm-style tags
 TV_TAGS = {"IMAGENET1K_V1": "tv_in1k", "IMAGENET1K_V2": "tv2_in1k"}
 TIMM_FILE = "model.safetensors"  # what timm's hub loader reads first
+# timm's published ImageNet-1k results (its repository's results table, not part of the package)
+TIMM_RESULTS = Path(__file__).resolve().parent / "data" / "timm_results_imagenet.csv"
 # the side of the comparison's input: small (the outputs agree at any size both accept), but
 # large enough for the Inception stems
 SIDE = {"inception_v3": 107, "inception_v4": 107, "inception_resnet_v2": 107}
@@ -148,6 +150,27 @@ def torchvision_entries(name: str, tv_name: str) -> list[dict]:
     return entries
 
 
+def timm_results() -> dict[str, dict]:
+    """``"arch.tag"`` -> its row of timm's results table (top1, img_size, crop_pct, ...)."""
+    import csv
+
+    with open(TIMM_RESULTS, newline="") as f:
+        rows = csv.DictReader(line for line in f if not line.startswith("#"))
+        return {row["model"]: row for row in rows}
+
+
+def _timm_top1(row: dict | None) -> dict:
+    """The table's top-1 and the test size timm measured it at (which may differ from the
+    training input_size: timm tests some weights at 288)."""
+    if row is None:
+        return {"top1": None}
+    return {
+        "top1": float(row["top1"]),
+        "top1_img_size": int(row["img_size"]),
+        "top1_crop_pct": float(row["crop_pct"]),
+    }
+
+
 def timm_entries(name: str, arch: str, taken: set[str]) -> list[dict]:
     import timm
     from timm.models import get_arch_pretrained_cfgs, get_pretrained_cfg, is_model_pretrained
@@ -166,6 +189,7 @@ def timm_entries(name: str, arch: str, taken: set[str]) -> list[dict]:
     if why:
         print(f"  {name}: not timm's {arch}: {why}", file=sys.stderr)
         return []
+    results = timm_results()
     return [
         {
             "tag": tag,
@@ -179,7 +203,7 @@ def timm_entries(name: str, arch: str, taken: set[str]) -> list[dict]:
             "sha256": None,  # not in timm's configuration: the hub client's own checks apply
             "license": cfg.license,
             "recipe": None,
-            "top1": None,  # timm's results tables are not part of the package
+            **_timm_top1(results.get(f"{arch}.{tag}")),  # None: not in timm's table
             "input_size": list(cfg.input_size),
             "interpolation": cfg.interpolation,
             "crop_pct": cfg.crop_pct,

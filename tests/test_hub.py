@@ -524,3 +524,208 @@ def test_torch_hub_load_from_the_checkout(tmp_path):
     for name, (cls, n) in loaded.items():
         built = typing.get_type_hints(cnnzoo.get_model_info(name).builder)["return"]
         assert (cls, n) == (built.__name__, params[name]), name
+
+
+# --- pretrained_num_classes ----------------------------------------------------------------------
+
+
+def test_pretrained_num_classes_loads_or_replaces_the_head(tmp_path):
+    """A file fine-tuned to 7 classes: with pretrained_num_classes=7 its head loads (num_classes
+    defaults to 7); another num_classes gets a new head on the same backbone; a wrong K is
+    refused; without a file it is one line; a misspelling names it."""
+    from cnnzoo.errors import CheckpointError
+
+    peer = randomize_bn_(tv_models.resnet18(num_classes=7)).eval()
+    path = tmp_path / "ft7.pth"
+    torch.save(peer.state_dict(), path)
+    x = torch.randn(2, 3, 64, 64)
+    model = cnnzoo.create_model("resnet18", checkpoint_path=path, pretrained_num_classes=7).eval()
+    with torch.no_grad():
+        assert same(model(x), peer(x))
+        trunk = torch.nn.Sequential(*list(peer.children())[:-1])
+        features = torch.flatten(trunk(x), 1)
+    with pytest.warns(UserWarning, match="7 classes in the file and 3 in the model"):
+        new = cnnzoo.create_model(
+            "resnet18", checkpoint_path=path, pretrained_num_classes=7, num_classes=3
+        ).eval()
+    with torch.no_grad():
+        assert new(x).shape == (2, 3)
+        assert same(new.forward_head(new.forward_features(x), pre_logits=True), features)
+    with pytest.raises(CheckpointError, match="7 classes in the file and 5 in the model"):
+        cnnzoo.create_model("resnet18", checkpoint_path=path, pretrained_num_classes=5)
+    with pytest.raises(ModelArgumentError, match="use it with checkpoint_path"):
+        cnnzoo.create_model("resnet18", pretrained_num_classes=7)
+    with pytest.raises(TypeError, match="did you mean 'pretrained_num_classes'"):
+        cnnzoo.create_model("resnet18", checkpoint_path=path, pretrained_num_class=7)
+
+
+# --- the weights' resize filter ------------------------------------------------------------------
+
+
+def test_image_transform_uses_the_weights_interpolation():
+    from torchvision.transforms import InterpolationMode
+
+    from cnnzoo.data import image_transform
+    from cnnzoo.runs import Preprocess
+
+    bicubic = hub.published_weights("inception_v4")  # timm's tf_in1k
+    bilinear = hub.published_weights("resnet18")  # torchvision's
+    assert bicubic["interpolation"] == "bicubic" and bilinear["interpolation"] == "bilinear"
+    t = image_transform(Preprocess.from_pretrained_cfg(bicubic).to_dict())
+    assert t.mode is InterpolationMode.BICUBIC and t.size == (342, 342)  # round(299 / 0.875)
+    t = image_transform(Preprocess.from_pretrained_cfg(bilinear).to_dict())
+    assert t.mode is InterpolationMode.BILINEAR and t.size == (256, 256)
+    # a checkpoint fine-tuned from bicubic weights keeps their filter for the new data
+    data = Preprocess((3, 32, 32), (32, 32), (0.5,) * 3, (0.2,) * 3)
+    pre = data.with_stats_of(Preprocess.from_pretrained_cfg(bicubic))
+    assert image_transform(pre.to_dict()).mode is InterpolationMode.BICUBIC
+
+
+def test_predict_tensor_for_bicubic_weights_is_torchvisions(tmp_path):
+    """predict's input for inception_v4's bicubic weights equals torchvision's
+    Resize(342, BICUBIC) + CenterCrop(299) + Normalize on the same decoded image."""
+    from PIL import Image
+    from torchvision.io import read_image
+    from torchvision.transforms import InterpolationMode, v2
+
+    from cnnzoo.data import load_image
+    from cnnzoo.runs import Preprocess
+
+    entry = hub.published_weights("inception_v4")
+    pixels = torch.randint(
+        0, 256, (300, 350, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(4)
+    )
+    image = tmp_path / "photo.png"
+    Image.fromarray(pixels.numpy()).save(image)
+    oracle = v2.Compose(
+        [
+            v2.Resize(342, interpolation=InterpolationMode.BICUBIC, antialias=True),
+            v2.CenterCrop(299),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(entry["mean"], entry["std"]),
+        ]
+    )
+    expected = oracle(read_image(str(image)))
+    got = load_image(image, Preprocess.from_pretrained_cfg(entry).to_dict())
+    assert got.shape == expected.shape == (3, 299, 299)
+    torch.testing.assert_close(got, expected)
+    plain = Preprocess.from_pretrained_cfg({**entry, "interpolation": "bilinear"}).to_dict()
+    assert not torch.allclose(load_image(image, plain), expected)  # the filter is what differs
+
+
+def test_folder_data_for_bicubic_weights_is_resized_bicubically(tmp_path):
+    """features' and finetune's data (an image folder decoded once, at the model's size) for
+    bicubic weights: each stored image is torchvision's bicubic Resize + CenterCrop of its file,
+    and the preprocessing recorded says bicubic."""
+    from torchvision.io import read_image
+    from torchvision.transforms import InterpolationMode, v2
+
+    from cnnzoo.runs import Preprocess, load_rows
+
+    data = _image_folder(tmp_path / "imgs")  # 80 x 96 images
+    weights = Preprocess.from_pretrained_cfg(hub.published_weights("inception_v4"))
+    ds, _, _, _ = load_rows(str(data), "all", (3, 64, 64), preprocess=weights)
+    assert ds.preprocess["interpolation"] == "bicubic"
+    oracle = v2.Compose(
+        [v2.Resize(64, interpolation=InterpolationMode.BICUBIC, antialias=True), v2.CenterCrop(64)]
+    )
+    expected = {bytes(oracle(read_image(str(f))).numpy()) for f in data.rglob("*.png")}
+    assert len(expected) == len(ds) == 6
+    assert {bytes(x.numpy()) for x in ds.images} == expected  # rows in the split's order
+    plain, _, _, _ = load_rows(str(data), "all", (3, 64, 64))
+    assert "interpolation" not in plain.preprocess
+    assert not {bytes(x.numpy()) for x in plain.images} & expected
+
+
+# --- evaluate --pretrained -----------------------------------------------------------------------
+
+
+def _imagenet_folder(root: Path, classes=("tench", "goldfish")) -> Path:
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(6)
+    for split in ("train", "val"):
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            for i in range(3):
+                pixels = torch.randint(0, 256, (90, 120, 3), dtype=torch.uint8, generator=g)
+                Image.fromarray(pixels.numpy()).save(root / split / c / f"{i}.png")
+    return root
+
+
+def test_cli_evaluate_pretrained_scores_imagenet_classes(tmp_path, torch_home, resnet18_peer,
+                                                         capsys, monkeypatch):  # fmt: skip
+    """``evaluate resnet18 --pretrained --data DIR``: the weights' preprocessing, the folder's
+    ImageNet classes scored among themselves; the oracle is the peer model on each image."""
+    from cnnzoo.cli import main
+    from cnnzoo.data import load_image
+    from cnnzoo.runs import Preprocess
+
+    torch_home.mkdir(parents=True)
+    entry = hub.published_weights("resnet18")
+    torch.save(resnet18_peer.state_dict(), torch_home / entry["file_name"])
+    data = _imagenet_folder(tmp_path / "imgs")
+    monkeypatch.chdir(tmp_path)
+    args = ["evaluate", "resnet18", "--pretrained", "--data", str(data), "--split", "val"]
+    assert main([*args, "--format", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    pre = Preprocess.from_pretrained_cfg(entry).to_dict()
+    cols = [hub.imagenet_classes().index(c) for c in ("tench", "goldfish")]
+    want_pred, labels = [], []
+    for label, name in enumerate(("tench", "goldfish")):
+        for f in sorted((data / "val" / name).iterdir()):
+            with torch.no_grad():
+                probs = resnet18_peer(load_image(f, pre)[None]).softmax(1)[0, cols]
+            want_pred.append(int(probs.argmax()))
+            labels.append(label)
+    accuracy = sum(p == y for p, y in zip(want_pred, labels, strict=True)) / len(labels)
+    assert result["accuracy"] == pytest.approx(accuracy)
+    assert result["weights"] == ["resnet18.tv_in1k"] and result["among"] == 2
+    assert result["n"] == 6 and result["classes"] == ["goldfish", "tench"]  # sorted folders
+    assert Path(result["confusion_png"]).is_file()
+    assert main([*args, "--no-plot"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert "resnet18 (published weights resnet18.tv_in1k)" in first
+    assert "scored among its 2 ImageNet classes" in first
+
+
+def test_cli_evaluate_pretrained_refuses_other_classes(tmp_path, torch_home, resnet18_peer,
+                                                       capsys):  # fmt: skip
+    from cnnzoo.cli import main
+
+    torch_home.mkdir(parents=True)
+    torch.save(
+        resnet18_peer.state_dict(), torch_home / hub.published_weights("resnet18")["file_name"]
+    )
+    data = _image_folder(tmp_path / "imgs")  # classes "a" and "b"
+    args = ["evaluate", "resnet18", "--pretrained", "--data", str(data), "--split", "val"]
+    assert main([*args, "--no-plot"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not ImageNet's" in err and "'a'" in err
+
+
+def test_cli_evaluate_pretrained_offline_is_one_line(tmp_path, torch_home, monkeypatch, capsys):
+    from cnnzoo.cli import main
+
+    entry = hub.published_weights("resnet18")
+    _serve_from(monkeypatch, entry, url=(tmp_path / "nothing.pth").as_uri())
+    data = _imagenet_folder(tmp_path / "imgs")
+    assert main(["evaluate", "resnet18", "--pretrained", "--data", str(data), "--no-plot"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and entry["file_name"] in err and "put the file in" in err
+
+
+def test_cli_evaluate_pretrained_takes_names_only(tmp_path, capsys):
+    from cnnzoo.cli import main
+
+    ckpt = tmp_path / "w.pth"
+    torch.save(tv_models.resnet18().state_dict(), ckpt)
+    data = _imagenet_folder(tmp_path / "imgs")
+    cases = {
+        "leave it out": [str(ckpt)],
+        "not model 'resnet34'": ["resnet18", "--model", "resnet34"],
+    }
+    for why, args in cases.items():
+        assert main(["evaluate", *args, "--pretrained", "--data", str(data), "--no-plot"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and why in err, err

@@ -149,6 +149,7 @@ COMMON_ARGS = (
     "features_only",
     "out_indices",
     "checkpoint_path",
+    "pretrained_num_classes",
 )
 # timm's constructor arguments that only some families have
 TIMM_ARGS = ("drop_rate", "drop_path_rate", "global_pool")
@@ -189,6 +190,7 @@ def create_model(
     features_only: bool = False,
     out_indices: int | Sequence[int] | None = None,
     checkpoint_path: str | os.PathLike | None = None,
+    pretrained_num_classes: int | None = None,
     **kwargs,
 ) -> nn.Module:
     """Build a registered model, as ``timm.create_model`` does.
@@ -204,6 +206,10 @@ def create_model(
     Other keywords go to the family's constructor (``drop_rate``, ``global_pool``,
     ``drop_path_rate``, ...); one it does not take is a ``ModelArgumentError`` (a ``TypeError``)
     naming the closest valid argument. ``device="meta"`` builds it without allocating weights.
+    ``pretrained_num_classes=K`` says the weight file's classifier has K classes (a model
+    fine-tuned to K classes, in ``checkpoint_path``): ``num_classes`` defaults to K and the head
+    is loaded; another ``num_classes`` gets a new head. A file whose head is not K classes is
+    refused. (timm: ``pretrained=True, pretrained_cfg_overlay=dict(file=..., num_classes=K)``.)
     """
     if not isinstance(name, str):
         raise ModelArgumentError(
@@ -223,6 +229,9 @@ def create_model(
         kwargs = _with_weight_args(base, entry, kwargs)
     elif tag:
         raise ModelArgumentError(f"{name!r} names published weights: add pretrained=True")
+    if pretrained_num_classes is not None:
+        _check_pretrained_num_classes(pretrained_num_classes, entry, checkpoint_path)
+        num_classes = pretrained_num_classes if num_classes is None else num_classes
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     if in_chans is not None:
@@ -246,12 +255,40 @@ def create_model(
     if checkpoint_path:
         from .pretrained import load_pretrained
 
-        load_pretrained(model, checkpoint_path)
+        same = pretrained_num_classes is not None and num_classes == pretrained_num_classes
+        result = load_pretrained(
+            model, checkpoint_path, num_classes_mismatch="error" if same else "drop"
+        )
+        file_nc = result.file_num_classes
+        if pretrained_num_classes is not None and file_nc not in (None, pretrained_num_classes):
+            from .errors import CheckpointError
+
+            raise CheckpointError(
+                f"{checkpoint_path}: its classifier has {file_nc} classes, not "
+                f"pretrained_num_classes={pretrained_num_classes}"
+            )
     if features_only:
         if not hasattr(model, "as_features"):
             raise ModelArgumentError(f"{base} has no feature maps to give (features_only)")
         model.as_features(out_indices)
     return model
+
+
+def _check_pretrained_num_classes(k: int, entry: dict | None, checkpoint_path) -> None:
+    """``pretrained_num_classes`` describes a weight file: one must be given, and it must agree
+    with published weights' own head."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ModelArgumentError(f"pretrained_num_classes must be a positive int, got {k!r}")
+    if not checkpoint_path and entry is None:
+        raise ModelArgumentError(
+            "pretrained_num_classes is the class count of a weight file's classifier: use it "
+            "with checkpoint_path (or pretrained=True)"
+        )
+    if not checkpoint_path and entry["num_classes"] != k:
+        raise ModelArgumentError(
+            f"the published weights ({entry['tag']}) have {entry['num_classes']} classes, not "
+            f"pretrained_num_classes={k}"
+        )
 
 
 def constructor_args(info: ModelInfo) -> list[str]:

@@ -98,16 +98,18 @@ class Preprocess:
         )
 
     def with_stats_of(self, trained: Preprocess | dict | None) -> Preprocess:
-        """This preprocessing with the mean and std a model was trained with (a checkpoint's),
-        when it has them for this channel count; otherwise unchanged. The one place that rule
-        lives: a trained model expects its own statistics, not the new data's."""
+        """This preprocessing with the resize filter a model was trained with (a checkpoint's, or
+        published weights' ``interpolation``) and its mean and std, when it has them for this
+        channel count. The one place that rule lives: a trained model expects its own
+        statistics and resampling, not the new data's."""
         if trained is None:
             return self
         if isinstance(trained, dict):
             trained = Preprocess.from_dict(trained)
+        out = replace(self, interpolation=trained.interpolation)
         if len(trained.mean) != self.input_size[0]:
-            return self
-        return replace(self, mean=trained.mean, std=trained.std)
+            return out
+        return replace(out, mean=trained.mean, std=trained.std)
 
     def with_size(self, hw: tuple[int, int] | None) -> Preprocess:
         """The same statistics at another input height and width (``--img-size``)."""
@@ -159,8 +161,15 @@ class DataSpec:
         size = d.get("input_size")
         return cls(**{**d, "input_size": tuple(int(v) for v in size) if size else None})
 
-    def load(self, strict: bool = False, download: bool = False, data_dir: str | None = None):
-        """The ``DataBundle`` this describes (``data_dir`` overrides where the files are)."""
+    def load(
+        self,
+        strict: bool = False,
+        download: bool = False,
+        data_dir: str | None = None,
+        interpolation: str = "bilinear",
+    ):
+        """The ``DataBundle`` this describes (``data_dir`` overrides where the files are;
+        ``interpolation`` is the resize filter of the model it is for, ``Preprocess``'s)."""
         from .data import load_data
 
         bundle = load_data(
@@ -174,6 +183,7 @@ class DataSpec:
             download=download,
             limit=self.limit,
             stratify=self.stratify,
+            interpolation=interpolation,
         )
         if self.per_class:
             from .transfer import subsample_per_class
@@ -358,6 +368,11 @@ class ModelSource:
     def random(self) -> bool:
         return not self.source
 
+    @property
+    def interpolation(self) -> str:
+        """The resize filter the model's weights expect (bilinear unless they say otherwise)."""
+        return self.preprocess.interpolation if self.preprocess is not None else "bilinear"
+
     def preprocess_for(self, data_pre: Preprocess | dict) -> Preprocess:
         """The new data's preprocessing with the statistics this model expects: a checkpoint's
         own, ImageNet's for an RGB weight file from elsewhere, the data's for random weights."""
@@ -536,7 +551,12 @@ def load_rows(
 
     if split not in SPLITS:
         raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    bundle = load_data(data, data_dir=data_dir, input_size=tuple(input_size), limit=limit)
+    if isinstance(preprocess, dict):
+        preprocess = Preprocess.from_dict(preprocess)
+    resize = preprocess.interpolation if preprocess is not None else "bilinear"
+    bundle = load_data(
+        data, data_dir=data_dir, input_size=tuple(input_size), limit=limit, interpolation=resize
+    )
     parts = [s for s in ("train", "val", "test") if getattr(bundle, s) is not None]
     if split != "all":
         bundle.split(split)  # a clear error for a missing split

@@ -1,7 +1,8 @@
 """``cnnzoo evaluate CKPT [CKPT...]``: accuracy, top-5, per-class accuracy, confusion matrix.
 
-Several checkpoints make an ensemble: their class probabilities are averaged. The work is
-``cnnzoo.train.assess.evaluate_checkpoints``; this module parses, calls it, and prints.
+Several checkpoints make an ensemble: their class probabilities are averaged. ``evaluate MODEL
+--pretrained --data DIR`` scores a model's published ImageNet weights with their preprocessing.
+The work is ``cnnzoo.train.assess.evaluate_checkpoints``; this module parses, calls it, prints.
 """
 
 from __future__ import annotations
@@ -14,13 +15,19 @@ from ._args import output_dir, positive_int, tta_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ._options import add_data_options
+    from ._options import add_data_options, add_pretrained_option
 
     p = sub.add_parser(
         "evaluate",
         help="accuracy, top-5, per-class accuracy and confusion matrix of checkpoints (ensemble)",
     )
-    p.add_argument("checkpoints", nargs="+", metavar="CKPT", help="checkpoint(s) or run dirs")
+    p.add_argument(
+        "checkpoints",
+        nargs="+",
+        metavar="CKPT",
+        help="checkpoint(s) or run dirs (model names with --pretrained)",
+    )
+    add_pretrained_option(p)
     add_data_options(p)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--format", default="table", choices=["table", "json"])
@@ -57,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from ..train.assess import confusion_path, evaluate_checkpoints, evaluation_title
+    from ..train.assess import confusion_path, evaluate_checkpoints, evaluation_title, format_table
     from ..train.tricks.tta import parse_tta
     from ..viz import plot_confusion
     from ._options import one_line_warnings
@@ -76,6 +83,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         strict=args.strict,
         download=args.download,
+        pretrained=args.pretrained,
     )
     if not args.no_plot:
         path = confusion_path(result, args.out)
@@ -86,34 +94,5 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         json.dump(result, sys.stdout)
         print()
     else:
-        print_table(result)
+        print(format_table(result))
     return 0
-
-
-def print_table(r: dict) -> None:
-    names = sorted(set(r.get("models", [])))
-    n = len(r["checkpoints"])
-    what = (
-        f"ensemble of {n} ({', '.join(names)})"
-        if n > 1
-        else f"{names[0] if names else 'model'} ({r['checkpoints'][0]})"
-    )
-    tta = f", {r['tta']} test-time views" if r.get("tta", "none") != "none" else ""
-    backend = f", {r['backend']} backend" if r.get("backend", "eager") != "eager" else ""
-    print(f"{what} on {r['data']} ({r['split']}, {r['n']:,} images{tta}{backend})")
-    print(f"  accuracy  {r['accuracy']:.4f}")
-    print(f"  top-5     {r['top5']:.4f}")
-    print(f"  loss      {r['loss']:.4f}")
-    if "members" in r:
-        print("  members   " + ", ".join(f"{a:.4f}" for a in r["members"]))
-    width = max(len(c) for c in r["per_class"]) if r["per_class"] else 5
-    print("\nper-class accuracy")
-    for name, acc in r["per_class"].items():
-        print(f"  {name:<{width}}  {acc:.4f}")
-    if len(r["classes"]) <= 20:
-        print("\nconfusion matrix (rows: true, columns: predicted)")
-        cells = max(len(str(v)) for row in r["confusion"] for v in row) + 1
-        for name, row in zip(r["classes"], r["confusion"], strict=True):
-            print(f"  {name:<{width}} " + "".join(f"{v:>{cells}}" for v in row))
-    if "confusion_png" in r:
-        print(f"\nconfusion matrix picture: {r['confusion_png']}")

@@ -17,21 +17,39 @@ import torch
 
 from ..errors import DataError
 from .datasets import BatchLoader, SamplerLoader, TensorImageDataset, make_loader
-from .folder import DataWarning, FolderDataset, fit_to_size, open_image, read_folder, scan_folder
+from .folder import (
+    DataWarning,
+    FitToSize,
+    FolderDataset,
+    fit_to_size,
+    image_transform,
+    open_image,
+    read_folder,
+    scan_folder,
+)
 from .readers import read_cifar, read_digits, read_idx_pair
-from .transforms import AUGMENTS, augment_batch, make_preprocess, normalize, to_model_space
+from .transforms import (
+    AUGMENTS,
+    INTERPOLATIONS,
+    augment_batch,
+    make_preprocess,
+    normalize,
+    to_model_space,
+)
 
 __all__ = [
     "AUGMENTS",
     "BatchLoader",
     "DataBundle",
     "DataWarning",
+    "FitToSize",
     "FolderDataset",
     "SamplerLoader",
     "TensorImageDataset",
     "augment_batch",
     "check_trainable",
     "load_data",
+    "image_transform",
     "load_image",
     "open_image",
     "make_loader",
@@ -134,6 +152,7 @@ def load_data(
     test_fraction: float = 0.2,
     in_memory: bool | None = None,
     stratify: bool = True,
+    interpolation: str = "bilinear",
 ) -> DataBundle:
     """Load a dataset by name or folder path (see the module doc).
 
@@ -147,9 +166,16 @@ def load_data(
     decoded folder fits in 2 GiB) or, if False, decode each image when it is used.
     ``stratify``: draw the validation split class by class, so that every class keeps at least
     one training image (False: one random draw over all images, as cnnzoo 0.1 did).
+    ``interpolation``: the resize filter (``"bicubic"`` for weights trained with it, as their
+    ``pretrained_cfg`` says), for image folders when they are read and for a dataset whose images
+    are resized per batch; kept in ``bundle.preprocess``.
     """
     if augment not in AUGMENTS:
         raise DataError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
+    if interpolation not in INTERPOLATIONS:
+        raise DataError(
+            f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}"
+        )
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     if limit is not None and limit < 1:
@@ -163,7 +189,9 @@ def load_data(
     elif key == "digits":
         bundle = _load_digits(input_size, test_fraction, g)
     elif Path(spec).is_dir():
-        bundle = _load_folder(Path(spec), input_size or (3, 224, 224), strict, in_memory)
+        bundle = _load_folder(
+            Path(spec), input_size or (3, 224, 224), strict, in_memory, interpolation
+        )
     elif Path(spec).exists():
         raise DataError(f"{spec} is a file; --data takes a dataset name or an image folder")
     elif os.sep in spec or spec.startswith((".", "~")):  # meant as a folder, not a name
@@ -176,6 +204,8 @@ def load_data(
             f"unknown dataset {spec!r}: use one of {', '.join(DATASETS)} or an image folder path"
         )
     bundle.name = spec
+    if interpolation != "bilinear":
+        bundle.set_preprocess({**bundle.preprocess, "interpolation": interpolation})
     if bundle.val is None:
         split = _split_per_class if stratify else _split
         bundle.train, bundle.val = split(bundle.train, val_fraction, g)
@@ -200,7 +230,7 @@ def load_image(path: str | os.PathLike, preprocess: dict) -> torch.Tensor:
     for Fashion-MNIST, then goes through the same pipeline as the training data.
     """
     c = preprocess["input_size"][0]
-    x = fit_to_size(open_image(path, c), tuple(preprocess["source_size"]))
+    x = image_transform(preprocess)(open_image(path, c))
     return normalize(to_model_space(x[None], preprocess), preprocess)[0]
 
 
@@ -373,7 +403,9 @@ def _stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
 IN_MEMORY_BYTES = 2 * 1024**3  # image folders larger than this once decoded are read lazily
 
 
-def _load_folder(root: Path, input_size, strict: bool, in_memory: bool | None) -> DataBundle:
+def _load_folder(
+    root: Path, input_size, strict: bool, in_memory: bool | None, interpolation: str = "bilinear"
+) -> DataBundle:
     c, h, w = input_size
     sub = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
     if "train" in sub:
@@ -387,7 +419,7 @@ def _load_folder(root: Path, input_size, strict: bool, in_memory: bool | None) -
     parts, classes = {}, None
     for part, d in dirs.items():
         if d is not None:
-            x, y, classes = read_folder(d, classes, c, (h, w), strict, decode=in_memory)
+            x, y, classes = read_folder(d, classes, c, (h, w), strict, in_memory, interpolation)
             parts[part] = (x, y)
     if in_memory:
         mean, std = _stats(parts["train"][0])
@@ -395,7 +427,7 @@ def _load_folder(root: Path, input_size, strict: bool, in_memory: bool | None) -
         files = parts["train"][0]
         pick = torch.randperm(len(files), generator=torch.Generator().manual_seed(0))[:256]
         mean, std = _stats(
-            torch.stack([fit_to_size(open_image(files[i], c), (h, w)) for i in pick])
+            torch.stack([fit_to_size(open_image(files[i], c), (h, w), interpolation) for i in pick])
         )
     pre = make_preprocess((c, h, w), (h, w), mean, std)
     kind = TensorImageDataset if in_memory else FolderDataset

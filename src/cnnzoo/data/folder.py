@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ..errors import DataError
-from .transforms import _tf, augment_batch, normalize, to_model_space
+from .transforms import INTERPOLATIONS, _tf, augment_batch, normalize, resize_filter, to_model_space
 
 
 class DataWarning(UserWarning):
@@ -80,15 +81,52 @@ def _bomb(path: Path) -> DataError:
     )
 
 
-def fit_to_size(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-    """Resize the shorter side to cover ``hw`` (aspect kept), then centre-crop to ``hw``."""
-    h, w = hw
-    h0, w0 = x.shape[-2:]
-    if (h0, w0) != (h, w):
-        scale = max(h / h0, w / w0)
-        x = _tf().resize(x, [max(h, round(h0 * scale)), max(w, round(w0 * scale))], antialias=True)
-        x = _tf().center_crop(x, [h, w])
-    return x
+@dataclass(frozen=True)
+class FitToSize:
+    """Resize the shorter side to cover ``size`` (aspect kept), then centre-crop to ``size``:
+    torchvision's ``Resize(short side) + CenterCrop`` evaluation transform, with the resize filter
+    the weights were trained with (timm's ``interpolation``: ``"bilinear"`` or ``"bicubic"``)."""
+
+    size: tuple[int, int]  # (H, W) of the result
+    interpolation: str = "bilinear"  # torchvision's InterpolationMode value
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise DataError(
+                f"interpolation must be one of {', '.join(INTERPOLATIONS)}, "
+                f"got {self.interpolation!r}"
+            )
+
+    @property
+    def mode(self):
+        """The ``torchvision.transforms.InterpolationMode`` the resize uses."""
+        from torchvision.transforms import InterpolationMode
+
+        return InterpolationMode(self.interpolation)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = self.size
+        h0, w0 = x.shape[-2:]
+        if (h0, w0) != (h, w):
+            # the other side as torchvision's Resize(short side) computes it: truncated
+            if h / h0 >= w / w0:
+                size = [h, max(w, int(h * w0 / h0))]
+            else:
+                size = [max(h, int(w * h0 / w0)), w]
+            x = _tf().resize(x, size, interpolation=self.mode, antialias=True)
+            x = _tf().center_crop(x, [h, w])
+        return x
+
+
+def fit_to_size(x: torch.Tensor, hw: tuple[int, int], interpolation: str = "bilinear"):
+    """``FitToSize(hw, interpolation)(x)``."""
+    return FitToSize(tuple(hw), interpolation)(x)
+
+
+def image_transform(preprocess: dict) -> FitToSize:
+    """What an image file goes through before ``to_model_space``: fitted to the preprocessing's
+    source size with its resize filter (``preprocess["interpolation"]``, default bilinear)."""
+    return FitToSize(tuple(preprocess["source_size"]), resize_filter(preprocess))
 
 
 def list_classes(root: Path) -> list[str]:
@@ -123,20 +161,23 @@ def read_folder(
     hw: tuple[int, int],
     strict: bool = False,
     decode: bool = True,
+    interpolation: str = "bilinear",
 ) -> tuple[torch.Tensor | list[Path], torch.Tensor, list[str]]:
     """The images under ``root/<class>/``: (uint8 N x C x H x W, labels, class names), or with
     ``decode=False`` (a folder too big for memory) the files whose header PIL can read.
 
     A file that cannot be read is skipped with a ``DataWarning`` naming it, or raises with
-    ``strict``; a class folder left without images is an error.
+    ``strict``; a class folder left without images is an error. ``interpolation`` is the resize
+    filter (``FitToSize``).
     """
+    fit = FitToSize(tuple(hw), interpolation)
     per_class, classes = scan_folder(root, classes)
     images, labels = [], []
     for label, files in enumerate(per_class):
         n_before = len(images)
         for f in files:
             try:
-                images.append(fit_to_size(open_image(f, channels), hw) if decode else _probe(f))
+                images.append(fit(open_image(f, channels)) if decode else _probe(f))
             except DataError as err:
                 if strict:
                     raise
@@ -185,7 +226,8 @@ class FolderDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         c, h, w = self.preprocess["input_size"]
-        x = fit_to_size(open_image(self.files[index], c), (h, w))[None]
+        fit = FitToSize((h, w), resize_filter(self.preprocess))
+        x = fit(open_image(self.files[index], c))[None]
         x = to_model_space(x, self.preprocess)
         if self.augment != "none":
             x = augment_batch(x, self.augment)  # torch's RNG: DataLoader seeds each worker

@@ -6,7 +6,8 @@ LeNet-5 did for 28x28 digits, or a resize), then augmentation, then normalisatio
 ``preprocess`` dict drives training, evaluation and ``predict`` and is stored in checkpoints:
 
 ``{"input_size": [C, H, W], "source_size": [H0, W0], "spatial": "none"|"pad"|"resize"|"crop",
-"mean": [...], "std": [...]}``
+"mean": [...], "std": [...]}``, with ``"interpolation": "bicubic"`` (the resize filter; bilinear
+when absent) and ``"crop_pct"`` for weights whose ``pretrained_cfg`` says so.
 
 torchvision.transforms.v2's random transforms draw one set of parameters per call (one crop for a
 whole batch), so the per-image random crop and flip here are written with tensor indexing instead.
@@ -39,6 +40,14 @@ AUGMENT_STEPS = {
 AUGMENTS = tuple(AUGMENT_STEPS)
 ERASE_P, ERASE_AREA, ERASE_RATIO = 0.5, (0.02, 0.4), (0.3, 1 / 0.3)  # Zhong et al. 2017, 3.1
 PAD_LIMIT = 8  # a target at most this many pixels larger than the source is zero-padded
+# resize filters (torchvision's InterpolationMode values; timm's pretrained_cfg "interpolation")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+
+
+def resize_filter(preprocess: dict) -> str:
+    """The resize filter a preprocess dict asks for: its ``interpolation`` (the pretrained
+    weights', timm's key), bilinear when it names none."""
+    return str(preprocess.get("interpolation") or "bilinear")
 
 
 def spatial_mode(source_hw: tuple[int, int], target_hw: tuple[int, int]) -> str:
@@ -76,7 +85,10 @@ def to_model_space(x: torch.Tensor, preprocess: dict) -> torch.Tensor:
         return F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2))
     if mode == "crop":  # pretrained weights' eval transform: H / crop_pct, then the centre H
         return _tf().center_crop(x, [h, w])
-    return _tf().resize(x, [h, w], antialias=True)
+    from torchvision.transforms import InterpolationMode
+
+    mode = InterpolationMode(resize_filter(preprocess))
+    return _tf().resize(x, [h, w], interpolation=mode, antialias=True)
 
 
 def normalize(x: torch.Tensor, preprocess: dict) -> torch.Tensor:

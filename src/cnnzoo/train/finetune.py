@@ -73,7 +73,7 @@ class FineTune:
 
     def load_data(self, strict: bool = False, download: bool = False):
         """The data, normalised with the statistics the starting weights expect."""
-        bundle = self.data.load(strict=strict, download=download)
+        bundle = self.data.load(strict, download, interpolation=self.source.interpolation)
         bundle.set_preprocess(self.source.preprocess_for(Preprocess.from_dict(bundle.preprocess))
                               .to_dict())  # fmt: skip
         return bundle
