@@ -729,3 +729,33 @@ def test_cli_evaluate_pretrained_takes_names_only(tmp_path, capsys):
         assert main(["evaluate", *args, "--pretrained", "--data", str(data), "--no-plot"]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and why in err, err
+
+
+class _LyingHub(_Hub):
+    """A Hub whose published SHA-256 (its ETag) is not the hash of the bytes it sends."""
+
+    def send_header(self, keyword, value):
+        if keyword == "ETag":
+            value = f'"{"ab" * 32}"'
+        super().send_header(keyword, value)
+
+
+def test_hugging_face_download_with_wrong_hash_is_refused_and_removed(tmp_path):
+    pytest.importorskip("huggingface_hub")
+    entry = hub.published_weights("mobilenet_v1")
+    body = b"not the weights the Hub describes" * 100
+    _LyingHub.files = {f"/{entry['hf_hub_id']}/resolve/main/{entry['file_name']}": body}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LyingHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    home = tmp_path / "hf"
+    code = "import cnnzoo; cnnzoo.create_model('mobilenet_v1', pretrained=True)"
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        r = _in_subprocess(code, {"HF_HOME": str(home), "HF_ENDPOINT": endpoint})
+    finally:
+        server.shutdown()
+        server.server_close()
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.returncode != 0 and "WeightsError" in last and "does not match the SHA-256" in last
+    kept = [p for p in home.rglob("*") if p.is_file() and p.stat().st_size == len(body)]
+    assert kept == []  # neither the blob nor its snapshot link stays in the cache

@@ -23,6 +23,7 @@ the folder to put it in.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import sys
 from importlib import resources
@@ -113,7 +114,7 @@ def _torch_hub_file(entry: dict, progress: bool) -> Path:
 
 def _hf_hub_file(entry: dict) -> Path:
     try:
-        from huggingface_hub import constants, hf_hub_download
+        from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
         from huggingface_hub.errors import (
             EntryNotFoundError,
             HfHubHTTPError,
@@ -123,8 +124,9 @@ def _hf_hub_file(entry: dict) -> Path:
         raise WeightsError(
             f"{entry['hf_hub_id']} is on the Hugging Face Hub: pip install huggingface_hub"
         ) from None
+    cached = try_to_load_from_cache(entry["hf_hub_id"], entry["file_name"])
     try:
-        return Path(hf_hub_download(entry["hf_hub_id"], entry["file_name"]))
+        path = Path(hf_hub_download(entry["hf_hub_id"], entry["file_name"]))
     except (EntryNotFoundError, HfHubHTTPError, OSError) as err:
         if constants.HF_HUB_OFFLINE:
             why = "offline (HF_HUB_OFFLINE is set)"
@@ -133,6 +135,31 @@ def _hf_hub_file(entry: dict) -> Path:
         else:
             why = err
         raise _not_cached(entry, Path(constants.HF_HUB_CACHE), why) from None
+    if not isinstance(cached, str):  # downloaded now: a file already cached is trusted
+        _check_hub_sha256(entry, path)
+    return path
+
+
+def _check_hub_sha256(entry: dict, path: Path) -> None:
+    """huggingface_hub stores a large file under the ETag the Hub sends for it, the SHA-256 the
+    Hub publishes, and checks only the size of what it received: hash the bytes against it, and
+    on a mismatch remove the file from the cache and refuse it."""
+    blob = path.resolve()
+    published = blob.name
+    if len(published) != 64 or any(ch not in "0123456789abcdef" for ch in published):
+        return  # a small file's ETag is a git hash, not a SHA-256 of its bytes
+    digest = hashlib.sha256()
+    with open(blob, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    got = digest.hexdigest()
+    if got != published:
+        for p in (path, blob):
+            p.unlink(missing_ok=True)
+        raise WeightsError(
+            f"{weight_url(entry)} does not match the SHA-256 the Hub publishes for it "
+            f"({published[:16]}..., got {got[:16]}...): refused, removed from {blob.parent}"
+        )
 
 
 def _not_cached(entry: dict, folder: Path, why: object) -> WeightsError:
