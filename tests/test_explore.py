@@ -217,6 +217,7 @@ def test_profile_times_land_on_their_rows(tmp_path):
         (["nomodel*"], "no model matches"),
         (["lenet5", "--input", "0x0"], "positive"),
         (["lenet5", "--batch", "0"], "--batch"),
+        (["lenet5", "--pretrained"], "lenet5 has no published weights"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, argv, says):
@@ -230,6 +231,27 @@ def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, argv, says):
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert says in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_pages_list_the_published_weights_and_pretrained_takes_their_size(tmp_path):
+    """The weights a page lists are the weight table's, in its order (the first is what
+    pretrained=True loads); --pretrained analyses at the first one's input size (today every
+    default equals the registry's size, so this checks the wiring) and refuses lenet5."""
+    from cnnzoo.hub import published_weights, weights_table
+
+    out = tmp_path / "s"
+    assert main(["explore", "resnet50", "inception_v4", "lenet5", "--out", str(out)]) == 0
+    page = page_data(out / "resnet50.html")
+    table = weights_table()["resnet50"]
+    assert [w["name"] for w in page["weights"]] == [f"resnet50.{e['tag']}" for e in table]
+    assert page["weights"][0]["top1"] == published_weights("resnet50")["top1"]
+    assert page["weights"][0]["where"].endswith(published_weights("resnet50")["file_name"])
+    assert page_data(out / "inception_v4.html")["weights"][0]["interpolation"] == "bicubic"
+    assert page_data(out / "lenet5.html")["weights"] == []
+    pre = tmp_path / "p"
+    assert main(["explore", "inception_v4", "--pretrained", "--out", str(pre)]) == 0
+    size = published_weights("inception_v4")["input_size"]
+    assert page_data(pre / "inception_v4.html")["report"]["input"] == size
 
 
 def test_data_cannot_close_its_script_block(tmp_path):

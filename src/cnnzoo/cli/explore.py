@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="FILE.json",
         help="measured times from `cnnzoo profile MODEL --format json` (one model)",
     )
+    p.add_argument(
+        "--pretrained",
+        action="store_true",
+        help="analyse each model at its published ImageNet weights' input size (models without "
+        "weights are refused; the pages list every model's weights either way)",
+    )
     p.set_defaults(func=cmd_explore)
 
 
@@ -61,6 +67,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         if given.note:  # 3x227x227: read as C x H x W, and said so
             print(f"cnnzoo explore: note: {given.note}", file=sys.stderr)
         size = given.chw
-    index = explore(names, input_size=size, out=args.out, batch=args.batch, profile=args.profile)
+    index = explore(names, input_size=size, out=args.out, batch=args.batch, profile=args.profile,
+                    pretrained=args.pretrained)  # fmt: skip
     print(f"wrote {len(names)} model page(s) to {index.parent}; open {index}")
     return 0

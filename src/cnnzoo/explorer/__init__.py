@@ -32,6 +32,7 @@ def explore(
     out: str | os.PathLike = "explore",
     batch: int = 1,
     profile: str | os.PathLike | Mapping | None = None,
+    pretrained: bool = False,
 ) -> Path:
     """Write the explorer's site for ``models`` into the folder ``out``; returns its index page.
 
@@ -54,7 +55,7 @@ def explore(
     measured = load_profile(profile) if profile is not None else None
     rows, hrefs = [], {}
     for item in items:
-        model, name, paper, size = resolve(item, input_size)
+        model, name, paper, size = resolve(item, input_size, pretrained)
         report = analyze(model, size, batch_size=batch, name=name)
         image = sample_image(size[1], size[2]) if len(size) == 3 else ""
         data = model_page(report, name, paper, measured, image)

@@ -50,6 +50,7 @@ def model_page(
         "totals": report.summary_lines(),
         "memory": training_memory(report),
         "reference": reference(report.model),
+        "weights": published(report.model),
         "profile": profile_column(profile, report) if profile is not None else None,
         "image": image,
     }
@@ -119,6 +120,28 @@ def reference(name: str) -> dict | None:
     }
 
 
+def published(name: str) -> list[dict]:
+    """The published ImageNet weights of a registered model, as the weight table lists them (what
+    ``create_model(name, pretrained=True)`` loads first, then the other tags); [] if none."""
+    from ..hub import weights_table
+
+    return [
+        {
+            "name": f"{name}.{e['tag']}",
+            "source": e["source"],
+            "where": e["url"] or e["hf_hub_id"],
+            "top1": e["top1"],
+            "input_size": e["input_size"],
+            "interpolation": e["interpolation"],
+            "crop_pct": e["crop_pct"],
+            "mean": e["mean"],
+            "std": e["std"],
+            "license": e["license"],
+        }
+        for e in weights_table().get(name, [])
+    ]
+
+
 def load_profile(profile: str | os.PathLike | Mapping) -> dict:
     """A ``cnnzoo profile --format json`` result, from a file or already loaded."""
     if isinstance(profile, Mapping):
@@ -182,8 +205,12 @@ def comparison_row(report: Report) -> dict:
     }
 
 
-def resolve(model: nn.Module | str, input_size: Sequence[int] | None) -> tuple:
-    """``(model, name, paper, input size (C, H, W))`` for a registered name or any module."""
+def resolve(
+    model: nn.Module | str, input_size: Sequence[int] | None, pretrained: bool = False
+) -> tuple:
+    """``(model, name, paper, input size (C, H, W))`` for a registered name or any module.
+    ``pretrained``: a name is analysed as its default published weights define it (their input
+    size); a name without published weights is refused, naming those that have them."""
     from ..registry import create_model, get_model_info
 
     if isinstance(model, nn.Module):
@@ -192,7 +219,12 @@ def resolve(model: nn.Module | str, input_size: Sequence[int] | None) -> tuple:
                               "input_size=(3, 224, 224)")  # fmt: skip
         return model, type(model).__name__, "", tuple(input_size)
     info = get_model_info(model)
-    size = tuple(input_size or info.input_size)
+    default = info.input_size
+    if pretrained:
+        from ..hub import published_weights
+
+        default = tuple(published_weights(info.name)["input_size"])  # one line if none
+    size = tuple(input_size or default)
     in_chans = size[0] if size[0] != info.input_size[0] else None
     try:
         built = create_model(model, in_chans=in_chans, device="meta")

@@ -142,6 +142,12 @@
         ref.url ? h("a", { href: ref.url, title: ref.cite, text: `[${ref.source}]` }) : `[${ref.source}]`,
         ref.note ? ` (${ref.note})` : ""));
     } else if (ref && ref.why) tl.append(h("li", { text: `No ImageNet top-1: ${ref.why}.` }));
+    for (const w of D.weights || []) {
+      const [c, ih, iw] = w.input_size;
+      const top1 = w.top1 === null ? "" : `, top-1 ${w.top1}%`;
+      tl.append(h("li", { class: "weights" }, `Published weights ${w.name} (${w.source}${top1}): input ${ih}x${iw}x${c}, ${w.interpolation} resize, crop ${w.crop_pct}, mean ${w.mean.join("/")}, std ${w.std.join("/")} `,
+        h("code", { text: `create_model("${w.name}", pretrained=True)` })));
+    }
     intro.append(h("p", { text: `Input ${D.input_text}, ${L.length} rows.` }), tl);
     app.append(intro);
 
