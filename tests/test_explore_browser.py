@@ -257,3 +257,162 @@ def test_screenshot_is_not_blank(site, browser):
     assert stat.stddev[0] > 20  # text, boxes and a picture, not one flat colour
     hist = image.histogram()
     assert max(hist) < 0.9 * sum(hist)
+
+
+def test_the_table_is_the_summary_row_for_row(site, browser, capsys):
+    """Every row of `cnnzoo summary alexnet --format json`, in its order, with its figures."""
+    import json
+
+    from cnnzoo.cli import main
+
+    capsys.readouterr()
+    assert main(["summary", "alexnet", "--format", "json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    open_page(browser, site / "alexnet.html")
+    shown = browser.execute_script(
+        "const heads = [...document.querySelectorAll('#layers .head .cell')]"
+        ".map(c => c.textContent);"
+        "return [...document.querySelectorAll('#layers .rows .row')].map(r => Object.fromEntries("
+        "[...r.children].map((c, k) => [heads[k], c.textContent])));"
+    )
+    assert [r["module"] for r in shown] == [r["name"] for r in layers]
+    for row, r in zip(shown, layers, strict=True):
+        assert row["params"] == f"{r['params']:,}" and row["MACs"] == f"{r['macs']:,}", row
+        assert (row["RF"], row["stride"]) == (str(r["rf"]), str(r["stride"])), row
+        c, *hw = r["output"]  # C, H, W in the JSON; the notes write H x W x C
+        assert row["output"] == "x".join(map(str, [*hw, c])), row
+
+
+def _bar_widths(browser, column: str) -> list[float]:
+    """The drawn width (% of the cell) of each row's bar in ``column``."""
+    return browser.execute_script(
+        "const k = [...document.querySelectorAll('#layers .head .cell')]"
+        ".findIndex(c => c.textContent === arguments[0]);"
+        "return [...document.querySelectorAll('#layers .rows .row')].map(r => "
+        "parseFloat(getComputedStyle(r.children[k]).getPropertyValue('--w')));",
+        column,
+    )
+
+
+def test_bars_show_memory_early_and_parameters_late(site, browser):
+    """VGG16 as the notes put it: most memory in the early CONV layers (224x224x64 maps), most
+    parameters in the first FC layer (7*7*512*4096 + 4096 = 102,764,544)."""
+    open_page(browser, site / "vgg16.html")
+    rows = browser.execute_script(  # type, output, params of each row
+        "return [...document.querySelectorAll('#layers .rows .row')].map(r => "
+        "[r.children[3].textContent, r.children[4].textContent, r.children[6].textContent])"
+    )
+    params, memory = _bar_widths(browser, "params"), _bar_widths(browser, "memory")
+    first_fc = next(i for i, (kind, _, _) in enumerate(rows) if kind == "Linear")
+    assert [i for i, w in enumerate(params) if w == 100] == [first_fc]
+    assert {rows[i][1] for i, w in enumerate(memory) if w == 100} == {"224x224x64"}
+    largest = int(rows[first_fc][2].replace(",", ""))
+    assert largest == 7 * 7 * 512 * 4096 + 4096
+    for (_, _, p), w in zip(rows, params, strict=True):  # each bar to scale
+        assert w == pytest.approx(100 * int(p.replace(",", "")) / largest, abs=0.06), p
+
+
+@pytest.fixture(scope="module")
+def branch_site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("branches")
+    cnnzoo.explore(["se_resnet50", "fractalnet20"], out=out)
+    return out
+
+
+def _line(element, selector: str) -> str:
+    return element.find_element(By.CSS_SELECTOR, selector).get_attribute("textContent")
+
+
+def _into(browser, module: str) -> list[tuple[str, str]]:
+    """(module of the source node, edge label) of each edge into the node of ``module``, with
+    the graph showing every layer."""
+    Select(browser.find_element(By.ID, "depth")).select_by_value("0")
+    nodes = browser.find_elements(By.CSS_SELECTOR, "#graph .node")
+    node = next(n for n in nodes if _line(n, ".l2") == module)
+    node_id = node.get_attribute("id").removeprefix("node-")
+    into = browser.find_elements(By.CSS_SELECTOR, f'#graph .edge[data-to="{node_id}"]')
+    return sorted(
+        (
+            browser.find_element(By.ID, "node-" + e.get_attribute("data-from"))
+            .find_element(By.CSS_SELECTOR, ".l2")
+            .get_attribute("textContent"),
+            e.get_attribute("textContent"),
+        )
+        for e in into
+    )
+
+
+def test_residual_add_is_drawn_as_a_branch(site, browser):
+    """ResNet-18's first block: the add reads its residual branch and the block's input, the
+    max pool's 56x56x64 (He et al. 2015, Table 1: conv2_x at 56x56, 64 channels)."""
+    open_page(browser, site / "resnet18.html")
+    (branch, a), (shortcut, b) = _into(browser, "layer1.0.add")
+    assert branch.startswith("layer1.0.") and shortcut == "maxpool"
+    assert a == b == "56x56x64"
+
+
+def test_squeeze_excitation_rescale_is_drawn_as_a_branch(branch_site, browser):
+    """SE-ResNet-50's first block: the rescale multiplies the 56x56x256 map (64 * expansion 4)
+    by the 1x1x256 gate of the excitation's sigmoid (Hu et al. 2018, Fig. 3)."""
+    open_page(browser, branch_site / "se_resnet50.html")
+    into = _into(browser, "layer1.0.se.mul")
+    assert sorted(shape for _, shape in into) == ["1x1x256", "56x56x256"]
+    gate = next(src for src, shape in into if shape == "1x1x256")
+    assert gate.startswith("layer1.0.se.")
+
+
+def test_fractal_joins_are_drawn_as_branches(branch_site, browser):
+    """FractalNet-20 (Larsson et al. 2017): 5 blocks of C = 3 columns (2^(C-1) = 4 convolutions
+    deep); the first block's last join meets all three columns at 32x32x64, its inner join two."""
+    open_page(browser, branch_site / "fractalnet20.html")
+    joins = browser.execute_script(
+        "return [...document.querySelectorAll('#layers .rows .row')].map(r => "
+        "r.children[2].textContent).filter(m => m.startsWith('blocks.0.') && "
+        "(m.endsWith('.stack') || m.includes('.stack#')))"
+    )
+    counts = sorted(len(_into(browser, j)) for j in joins)
+    assert counts == [2, 3]
+    for j in joins:
+        assert {shape for _, shape in _into(browser, j)} == {"32x32x64"}
+
+
+@pytest.fixture(scope="module")
+def profiled_site(tmp_path_factory) -> tuple[Path, dict]:
+    """LeNet-5 timed by `cnnzoo.profile` (a few repeats) and explored with that profile."""
+    model = cnnzoo.create_model("lenet5")
+    measured = cnnzoo.profile(model, (1, 32, 32), repeats=2, warmup=1, name="lenet5").to_dict()
+    out = tmp_path_factory.mktemp("profiled")
+    cnnzoo.explore("lenet5", out=out, profile=measured)
+    return out, measured
+
+
+def test_measured_time_column_shows_the_profile(profiled_site, site, browser):
+    out, measured = profiled_site
+    open_page(browser, out / "lenet5.html")
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+    times = {r["row"]: r["forward_ms"] for r in measured["rows"]}
+    shown = browser.execute_script(
+        "const k = [...document.querySelectorAll('#layers .head .cell')]"
+        ".findIndex(c => c.textContent === 'forward ms');"
+        "return k < 0 ? null : [...document.querySelectorAll('#layers .rows .row')]"
+        ".map(r => [Number(r.dataset.i), r.children[k].textContent]);"
+    )
+    assert shown is not None, "no measured-time column"
+    assert len(times) > 5
+    for i, text in shown:
+        assert text == (f"{times[i]:.3f}" if times.get(i) is not None else ""), i
+    assert (
+        f"total {measured['total_ms']} ms"
+        in browser.find_element(By.ID, "layers").find_element(By.XPATH, "ancestor::section").text
+    )
+    open_page(browser, site / "alexnet.html")  # without a profile: no such column
+    heads = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#layers .head .cell")]
+    assert "forward ms" not in heads
+
+
+def test_without_a_browser_the_tests_skip_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.setitem(globals(), "CHROMIUM", str(tmp_path / "no-chromium"))
+    with pytest.raises(pytest.skip.Exception) as info:
+        chrome()
+    assert len(str(info.value.msg).splitlines()) == 1 and "chromium" in info.value.msg.lower()
