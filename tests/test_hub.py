@@ -384,6 +384,39 @@ def test_cli_finetune_pretrained_records_the_weights_preprocessing(tmp_path, tor
         assert model(x).shape == (2, 2)
 
 
+def test_cli_train_pretrained_starts_from_the_weights(tmp_path, torch_home, resnet18_peer):
+    """``train resnet18 --pretrained``: the run starts from the published weights (one step at a
+    tiny learning rate leaves them where they were), its images are normalised with the weights'
+    mean and std and resized with their filter, the checkpoint records that, and a resumed run
+    keeps it."""
+    from cnnzoo.cli import main
+    from cnnzoo.runs import Checkpoint
+
+    torch_home.mkdir(parents=True)
+    torch.save(
+        resnet18_peer.state_dict(), torch_home / hub.published_weights("resnet18")["file_name"]
+    )
+    data = _image_folder(tmp_path / "imgs", per_class=4)
+    out = tmp_path / "run"
+    quiet = ["--no-progress", "--no-plots", "--no-tensorboard", "--threads", "1"]
+    args = ["train", "resnet18", "--pretrained", "--data", str(data), "--img-size", "32"]
+    args += ["--epochs", "1", "--lr", "1e-6", "--batch-size", "8", "--no-compile", *quiet]
+    args += ["--out", str(out)]
+    assert main(args) == 0
+    ckpt = Checkpoint.load(out / "last.pt")
+    weights = tv_models.ResNet18_Weights.IMAGENET1K_V1.transforms()
+    assert ckpt.preprocess.mean == pytest.approx(weights.mean)
+    assert ckpt.preprocess.std == pytest.approx(weights.std)
+    peer = resnet18_peer.state_dict()
+    for key in ("conv1.weight", "layer1.0.conv1.weight", "layer4.1.conv2.weight"):
+        assert torch.allclose(ckpt.state_dict[key], peer[key], atol=1e-4), key
+    assert ckpt.state_dict["fc.weight"].shape == (2, 512)  # the folder's two classes
+    assert main(["train", "--resume", str(out), "--epochs", "2", *quiet]) == 0
+    resumed = Checkpoint.load(out / "last.pt")
+    assert resumed.preprocess.mean == pytest.approx(weights.mean)
+    assert resumed.preprocess.std == pytest.approx(weights.std)
+
+
 # --- the Hugging Face cache ----------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, CnnzooError
-from ..runs import Checkpoint, DataSpec, RunLock, default_augment
+from ..runs import Checkpoint, DataSpec, Preprocess, RunLock, default_augment
 from .config import TrainConfig
 
 # what a resume may change: how long, where, and what is shown; everything else is the run's
@@ -116,8 +116,27 @@ class Run:
         return cls(file.parent, ckpt.model, dict(ckpt.model_args), ckpt.data, config, ckpt)
 
     def load_data(self, strict: bool = False, download: bool = False, data_dir: str | None = None):
-        """The run's ``DataBundle``."""
-        return self.data.load(strict=strict, download=download, data_dir=data_dir)
+        """The run's ``DataBundle``. A run from published weights is resized with their filter
+        and normalised with their mean and std (as ``finetune`` does); a resumed run with the
+        preprocessing its checkpoint recorded."""
+        trained = self.trained_preprocess()
+        if trained is None:
+            return self.data.load(strict=strict, download=download, data_dir=data_dir)
+        bundle = self.data.load(strict, download, data_dir, interpolation=trained.interpolation)
+        own = Preprocess.from_dict(bundle.preprocess)
+        bundle.set_preprocess(own.with_stats_of(trained).to_dict())
+        return bundle
+
+    def trained_preprocess(self) -> Preprocess | None:
+        """The preprocessing the starting weights expect: the checkpoint's when resuming, the
+        published weights' (their ``pretrained_cfg``) with ``pretrained``, else None."""
+        if self.resume_from is not None:
+            return self.resume_from.preprocess
+        if self.pretrained:
+            from ..hub import published_weights
+
+            return Preprocess.from_pretrained_cfg(published_weights(self.model_name))
+        return None
 
     def build_model(self, num_classes: int):
         from ..registry import create_model
