@@ -132,6 +132,23 @@ def test_comparison_page_cites_reference_figures(zoo_site):
     assert alex["reference"]["cite"] == ref["sources"]["krizhevsky2012"]["cite"]
 
 
+def test_input_and_batch_are_summarys(tmp_path, capsys):
+    """`explore --input HxWxC --batch N` analyses as `summary` does with the same options, and
+    the training-memory breakdown is that batch's."""
+    opts = ["--input", "160x160x3", "--batch", "4"]
+    assert main(["explore", "resnet18", *opts, "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["summary", "resnet18", *opts, "--format", "json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    page = page_data(tmp_path / "resnet18.html")
+    assert page["report"]["input"] == summary["input"] == [3, 160, 160]
+    assert page["report"]["layers"] == summary["layers"]
+    assert page["report"]["total"] == summary["total"]
+    assert page["memory"]["batch"] == 4
+    assert page["memory"]["total"] == summary["total"]["training_bytes"]
+    assert page["input_text"] == "160x160x3"
+
+
 class Mine(nn.Module):
     """A user's own network: two branches concatenated, a residual add, a head."""
 
