@@ -143,6 +143,20 @@ def test_keyboard_reaches_rows_and_nodes(site, browser):
     assert "features.12" in sel.get_attribute("textContent")
 
 
+def test_a_rows_texts_share_one_baseline(site, browser):
+    """The formula's smaller monospace sits on the row's line, not above it: each cell's
+    baseline, found with an empty inline-block (its bottom edge is the baseline), is the row's."""
+    open_page(browser, site / "alexnet.html")
+    baselines = browser.execute_script(
+        "return [...document.querySelectorAll('#layers .rows .row')].slice(0, 6).map(r => "
+        "[...r.children].map(c => { const m = document.createElement('span');"
+        "m.style.cssText = 'display:inline-block;width:0;height:0'; c.append(m);"
+        "const y = m.getBoundingClientRect().bottom; m.remove(); return y; }));"
+    )
+    for row in baselines:
+        assert max(row) - min(row) < 0.5, row
+
+
 def _rf(layers):
     """Receptive field of stacked (kernel, stride) layers: r += (k - 1) * jump; jump *= s."""
     r, jump = 1, 1
