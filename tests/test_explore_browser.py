@@ -157,6 +157,19 @@ def test_a_rows_texts_share_one_baseline(site, browser):
         assert max(row) - min(row) < 0.5, row
 
 
+def test_the_filter_box_shows_its_whole_hint(site, browser):
+    """The filter's placeholder (what one may type) is not cut off: its text, measured in the
+    box's own font, fits inside the box's padding."""
+    open_page(browser, site / "alexnet.html")
+    room, text = browser.execute_script(
+        "const i = document.querySelector('main input[type=search]'), st = getComputedStyle(i);"
+        "const c = document.createElement('canvas').getContext('2d'); c.font = st.font;"
+        "return [i.clientWidth - parseFloat(st.paddingLeft) - parseFloat(st.paddingRight),"
+        "c.measureText(i.placeholder).width];"
+    )
+    assert text <= room, (text, room)
+
+
 def _rf(layers):
     """Receptive field of stacked (kernel, stride) layers: r += (k - 1) * jump; jump *= s."""
     r, jump = 1, 1

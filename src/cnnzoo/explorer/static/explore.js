@@ -121,7 +121,10 @@
     function draw() {
       body.replaceChildren(...order.filter((i) => !filter || words[i].includes(filter)).map((i) => trs[i]));
     }
-    const input = h("input", { type: "search", placeholder: opts.placeholder || "filter", "aria-label": "filter the rows" });
+    const hint = opts.placeholder || "filter";
+    // wide enough for its whole hint (+ the box's padding, border and the search field's clear button)
+    const input = h("input", { type: "search", placeholder: hint, "aria-label": "filter the rows",
+      style: `width:${Math.ceil(textWidth(hint, `17px ${font}`)) + 48}px` });
     input.addEventListener("input", () => { filter = input.value.trim().toLowerCase(); draw(); });
     const grid = cols.map((c) => `${Math.ceil(width[c.key])}px`).join(" ");
     const t = h("div", { role: "table", class: "grid-table", id: opts.id, style: `--cols:${grid}` }, head, body);
