@@ -134,3 +134,39 @@ def test_building_on_meta_runs_no_initialisation_and_imports_no_compiler():
         check=True,
     ).stdout.split()
     assert out == ["False", "True"]
+
+
+def test_default_summary_imports_no_torch_and_prints_the_live_analysis(capsys):
+    seen = probe("summary", "alexnet")
+    assert seen["code"] == 0 and not seen["torch"], seen
+    # Any other option analyses live; both print the same table for the same question.
+    from cnnzoo.cli.summary import live_summary
+
+    assert main(["summary", "alexnet"]) == 0
+    stored = capsys.readouterr().out
+    assert stored == live_summary("alexnet")
+    assert "227x227x3" in stored and "62,378,344" in stored  # the lecture's AlexNet
+
+
+def test_stored_summaries_are_current_and_equal_a_live_analysis_of_every_model():
+    # The oracle is the analyzer itself, run now on every registered model.
+    from cnnzoo.registry import list_models
+    from cnnzoo.summarytable import SUMMARIES_PATH, build_texts, source_fingerprint, stored_summary
+
+    first = SUMMARIES_PATH.read_text("utf-8").partition("\n")[0]
+    assert first.endswith(source_fingerprint()), "stale: python -m cnnzoo.modeltable"
+    texts = build_texts()
+    assert sorted(texts) == sorted(list_models())  # none left out for a warning
+    for name, text in texts.items():
+        assert stored_summary(name) == text, f"{name}: stale, run python -m cnnzoo.modeltable"
+
+
+def test_a_stale_or_missing_summary_file_is_not_used(tmp_path):
+    from cnnzoo.summarytable import SUMMARIES_PATH, stored_summary
+
+    stale = tmp_path / "summaries.txt"
+    head, _, body = SUMMARIES_PATH.read_text("utf-8").partition("\n")
+    stale.write_text(head[:-16] + "not-a-fingerprint\n" + body, "utf-8")
+    assert stored_summary("alexnet", stale) is None
+    assert stored_summary("alexnet", tmp_path / "missing.txt") is None
+    assert stored_summary("no_such_model") is None

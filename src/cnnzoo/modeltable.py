@@ -6,9 +6,12 @@ sixty models. The file is generated, never edited by hand::
     python -m cnnzoo.modeltable          # rewrite resources/models.json from the registry
     python -m cnnzoo.modeltable --check  # exit 1 if it is out of date
 
+The same command rewrites ``resources/summaries.txt``, the default ``cnnzoo summary`` of every
+model (:mod:`cnnzoo.summarytable`).
+
 It records a fingerprint of the zoo's source files (``models/*.py`` and ``registry.py``). When
 they change, :func:`model_rows` builds the rows from the registry instead (correct, slower) and
-``tests/test_modeltable.py`` fails until the table is regenerated; the test also rebuilds every
+``tests/test_cli_startup.py`` fails until the table is regenerated; the test also rebuilds every
 model on the meta device and compares each row.
 """
 
@@ -97,15 +100,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnnzoo.modeltable", description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if the table is stale")
     args = parser.parse_args(argv)
+    from . import summarytable
+
     if args.check:
         table = load_table()
         current = table is not None and table.get("fingerprint") == source_fingerprint()
         if current and table["models"] == build_rows():
             print(f"{TABLE_PATH} is up to date")
-            return 0
-        print(f"{TABLE_PATH} is out of date; run python -m cnnzoo.modeltable", file=sys.stderr)
-        return 1
+        else:
+            print(f"{TABLE_PATH} is out of date; run python -m cnnzoo.modeltable", file=sys.stderr)
+            return 1
+        texts = summarytable.build_texts()
+        if any(summarytable.stored_summary(n) != t for n, t in texts.items()):
+            path = summarytable.SUMMARIES_PATH
+            print(f"{path} is out of date; run python -m cnnzoo.modeltable", file=sys.stderr)
+            return 1
+        print(f"{summarytable.SUMMARIES_PATH} is up to date")
+        return 0
     print(f"wrote {write_table()}")
+    print(f"wrote {summarytable.write_file()}")
     return 0
 
 

@@ -58,21 +58,35 @@ def zoo_model(name: str, input_text: str | None, num_classes: int | None, comman
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from ..analysis import analyze
-
     if args.batch < 1:
         raise CnnzooError(f"--batch must be at least 1, got {args.batch}")
     if args.depth is not None and args.depth < 1:
         raise CnnzooError(f"--depth must be at least 1, got {args.depth}")
-    model, info, size = zoo_model(args.name, args.input, args.num_classes, "summary")
-    report = analyze(model, size, batch_size=args.batch, name=args.name)
-    if args.format == "json":
-        print(report.to_json())
-    elif args.format == "csv":
-        print(report.to_csv(), end="")
-    elif args.format == "markdown":
-        print(report.to_markdown(), end="")
-    else:
-        print(f"# {info.name}: {info.paper}")
-        print(report.to_table(depth=args.depth), end="")
+    options = (args.input, args.batch, args.depth, args.format, args.num_classes)
+    if options == (None, 1, None, "table", None):  # the defaults: stored, checked, no torch
+        from ..summarytable import stored_summary
+
+        text = stored_summary(args.name)
+        if text is not None:
+            print(text, end="")
+            return 0
+    print(live_summary(args.name, *options), end="")
     return 0
+
+
+def live_summary(name: str, input_text: str | None = None, batch: int = 1,
+                 depth: int | None = None, fmt: str = "table",
+                 num_classes: int | None = None) -> str:  # fmt: skip
+    """What ``cnnzoo summary`` prints, from an analysis run now (cnnzoo.summarytable stores it
+    for the default options)."""
+    from ..analysis import analyze
+
+    model, info, size = zoo_model(name, input_text, num_classes, "summary")
+    report = analyze(model, size, batch_size=batch, name=name)
+    if fmt == "json":
+        return report.to_json() + "\n"
+    if fmt == "csv":
+        return report.to_csv()
+    if fmt == "markdown":
+        return report.to_markdown()
+    return f"# {info.name}: {info.paper}\n" + report.to_table(depth=depth)
