@@ -341,6 +341,9 @@ def test_disk_full_on_a_real_small_tmpfs(small_tmpfs, capsys):
     assert "no space left on the device holding" in one_line(err.value)
     assert "(2.0 MB needed" in str(err.value)
     assert _listing(small_tmpfs) == before
+    # the free space it reports is what is free once its temporary file is gone
+    st = os.statvfs(small_tmpfs)
+    assert f"needed, {st.f_bavail * st.f_frsize / 1e6:.1f} MB free)" in str(err.value)
     # The same through a command: convert writes its checkpoint with atomic_save.
     src = small_tmpfs.parent / "big.pth"
     torch.save(cnnzoo.create_model("lenet5").state_dict(), src)
@@ -349,6 +352,48 @@ def test_disk_full_on_a_real_small_tmpfs(small_tmpfs, capsys):
     code, line = run_cli(["convert", src, small_tmpfs / "c.pt", "--model", "lenet5"], capsys)
     assert code == 2 and "no space left" in one_line(line)
     assert sorted(p.name for p in small_tmpfs.iterdir()) == ["filler", "weights.pt"]
+
+
+QUICK_RUN = ["--data", "digits", "--limit", "64", "--batch-size", "32", "--threads", "1",
+             "--no-progress", "--no-tensorboard"]  # fmt: skip
+
+
+def test_a_run_that_fills_the_disk_after_its_checkpoints_is_one_line(small_tmpfs, tmp_path,
+                                                                    capsys):  # fmt: skip
+    """A disk with room for the epoch's checkpoints and metrics.csv but not for curves.png: one
+    line naming the picture and saying that the checkpoints are saved, which they are, whole, and
+    no temporary file stays. The room is measured from the same run on an ample disk."""
+    ample = tmp_path / "ample"
+    assert main(["train", "lenet5", *QUICK_RUN, "--epochs", "1", "--out", str(ample)]) == 0
+    page = os.statvfs(small_tmpfs).f_frsize
+    pages = sum(-(-p.stat().st_size // page) for p in ample.iterdir() if p.name != "curves.png")
+    subprocess.run(["mount", "-o", f"remount,size={(pages + 1) * page}", str(small_tmpfs)],
+                   check=True)  # fmt: skip
+    run = small_tmpfs / "run"
+    code, line = run_cli(["train", "lenet5", *QUICK_RUN, "--epochs", "1", "--out", run], capsys)
+    assert code == 2, line
+    assert f"no space left on the device holding {run}" in one_line(line)
+    assert "while writing curves.png" in line and "epoch 1's checkpoints are saved" in line
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "best.pt", "last.pt", "metrics.csv"]
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+
+
+def test_a_full_disk_while_writing_metrics_keeps_the_previous_file(tmp_path, monkeypatch):
+    from cnnzoo.train.report import write_metrics_csv
+
+    path = tmp_path / "metrics.csv"
+    row = {"epoch": 1, "lr": 0.1, "train_loss": 2.0}
+    write_metrics_csv([row], path)
+    before = _listing(tmp_path)
+
+    def full(self, rows):
+        self.writerow(row)  # a row made it to disk, then the device filled up
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("csv.DictWriter.writerows", full)
+    with pytest.raises(OSError):
+        write_metrics_csv([row, {**row, "epoch": 2}], path)
+    assert _listing(tmp_path) == before  # no metrics.csv.tmp beside it
 
 
 def test_atomic_save_on_a_read_only_disk_or_under_a_file(read_only_dir, tmp_path):

@@ -51,7 +51,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        new = _write_error(err, path, obj)
+        new = write_error(err, path, _payload_bytes(obj))
         if new is err:
             raise
         raise new from err
@@ -72,24 +72,25 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-    except OSError as err:
-        new = _write_error(err, path, obj)
-        if new is err:
-            raise
-        raise new from err
-    except RuntimeError as err:
+    except (OSError, RuntimeError) as err:
         # torch.save's zip writer turns a failed write (a full disk) into a RuntimeError of its
         # own while closing the archive; the OSError it met is in the exception's context.
         cause = _os_error_in_chain(err)
         if cause is None:
             raise
-        new = _write_error(cause, path, obj)
-        if new is cause:
+        _discard(tmp)  # first, so that the free space the message reports is what is free
+        tmp = None
+        new = write_error(cause, path, _payload_bytes(obj))
+        if new is cause:  # an errno-less OSError keeps its traceback
             raise
         raise new from err
     finally:
-        if tmp is not None:  # any failure, KeyboardInterrupt included: no temporary file stays
-            Path(tmp).unlink(missing_ok=True)
+        _discard(tmp)  # any failure, KeyboardInterrupt included: no temporary file stays
+
+
+def _discard(tmp: str | None) -> None:
+    if tmp is not None:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def _os_error_in_chain(err: BaseException) -> OSError | None:
@@ -155,19 +156,25 @@ def _megabytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e6:.3f} MB"
 
 
-def _write_error(err: OSError, path: Path, obj: Any) -> Exception:
-    """One line for an ``OSError`` met writing ``path``, naming the file and what to do."""
+def write_error(err: OSError, path: Path, needed: int | None = None) -> Exception:
+    """One line for an ``OSError`` met writing ``path``, naming the file and what to do (a
+    ``CnnzooError``), or ``err`` itself when it carries no errno (not the system's word on the
+    disk: it keeps its traceback). ``needed`` is the size of what was being written, in bytes."""
+    path = Path(path)
     where = path.parent
     if err.errno in (errno.ENOSPC, errno.EDQUOT):
         try:
             st = os.statvfs(where)
-            free = f", {_megabytes(st.f_bavail * st.f_frsize)} free"
+            free = f"{_megabytes(st.f_bavail * st.f_frsize)} free"
         except OSError:
             free = ""
+        size = [f"{_megabytes(needed)} needed"] if needed is not None else []
+        space = ", ".join([*size, free] if free else size)
+        space = f" ({space})" if space else ""
         kept = f"; the previous {path.name} is unchanged" if path.exists() else ""
         return CnnzooError(
-            f"no space left on the device holding {where} ({_megabytes(_payload_bytes(obj))} "
-            f"needed{free}) while writing {path.name}{kept}: free some space or write elsewhere"
+            f"no space left on the device holding {where}{space} while writing {path.name}"
+            f"{kept}: free some space or write elsewhere"
         )
     if err.errno == errno.EROFS:
         return CnnzooError(f"cannot write {path}: {where} is on a read-only file system")

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, load_state_dict_checked
+from ..checkpoint import load_checkpoint, load_state_dict_checked, write_error
 from ..data import DataBundle, check_trainable, make_loader
 from ..errors import CheckpointError, CnnzooError
 from ..runs import TRAIN_STATE_KEYS, Checkpoint, DataSpec, Preprocess, RunLock
@@ -423,11 +423,28 @@ def save_epoch(session: Session, row: dict, improved: bool, tb: TensorBoardLog) 
             replace(ckpt, kind="best").save(s.out / "best.pt")
             _fault_point("between-best-and-last")
         ckpt.save(s.out / "last.pt")
-    write_metrics_csv(s.state.history, s.out / "metrics.csv")
+    saved = f"; epoch {row['epoch']}'s checkpoints are saved"
+    with _reported_write(s.out / "metrics.csv", saved):
+        write_metrics_csv(s.state.history, s.out / "metrics.csv")
     tb.log(row)
     if s.config.plots:
         title = f"{s.header['model']} on {s.bundle.name}"
-        plot_curves(s.state.history, s.out / "curves.png", title=title)
+        with _reported_write(s.out / "curves.png", saved):
+            plot_curves(s.state.history, s.out / "curves.png", title=title)
+
+
+@contextlib.contextmanager
+def _reported_write(path: Path, saved: str = ""):
+    """A failed write of one of a run's side files (metrics.csv, curves.png, test.json) as one
+    line naming the file and the device, as a failed checkpoint write is; ``saved`` says what is
+    safe on disk. An OSError without an errno keeps its traceback."""
+    try:
+        yield
+    except OSError as err:
+        new = write_error(err, path)
+        if new is err:
+            raise
+        raise CnnzooError(f"{new}{saved}") from err
 
 
 def fit(
@@ -542,8 +559,21 @@ def final_test(model: nn.Module, bundle: DataBundle, config: TrainConfig, out: P
         config.test_tta,
     )
     record = {"accuracy": test["accuracy"], "loss": test["loss"], "n": test["n"]}
-    (out / "test.json").write_text(json.dumps({**record, "tta": config.test_tta}, indent=1) + "\n")
+    text = json.dumps({**record, "tta": config.test_tta}, indent=1) + "\n"
+    with _reported_write(out / "test.json", "; the run's checkpoints are saved"):
+        _write_whole(out / "test.json", text)
     return {"test_acc_last": test["accuracy"], "test_tta": config.test_tta}
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """``text`` to a temporary file renamed over ``path``: no half-written file, even on a full
+    disk (the temporary file goes)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _weights_finite(model: nn.Module) -> bool:

@@ -23,11 +23,14 @@ COLUMNS = [
 def write_metrics_csv(history: list[dict], path: Path) -> None:
     """The whole history, rewritten each epoch (so a resumed run's file has no duplicate rows)."""
     tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(history)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(history)
+        os.replace(tmp, path)
+    finally:  # a failed write (a full disk) leaves the previous file and no temporary one
+        tmp.unlink(missing_ok=True)
 
 
 class TensorBoardLog:
