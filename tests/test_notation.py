@@ -58,3 +58,43 @@ def test_notation_does_not_import_torch():
             if isinstance(n, ast.Import | ast.ImportFrom)
         }
         assert not any(name.startswith("torch") for name in imported), (mod.__name__, imported)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["summary", "lenet5", "--format", "json"],
+        ["profile", "lenet5", "--repeats", "1", "--warmup", "0"],
+        ["compare", "lenet5"],
+        ["calc", "conv", "--filters", "6", "--kernel", "5"],
+        ["explore", "lenet5", "--out", "{tmp}"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_every_size_option_reads_channels_first_as_such_in_one_line(argv, tmp_path, capsys):
+    """summary, profile, compare, calc and explore read --input with the one parser: 32x32x1 as
+    the lecture writes it, and 1x32x32 as the same size with one line saying so."""
+    from cnnzoo.cli import main
+
+    argv = [a.replace("{tmp}", str(tmp_path / "site")) for a in argv]
+    assert main([*argv, "--input", "32x32x1"]) == 0
+    lecture = capsys.readouterr()
+    assert lecture.err == ""
+    assert main([*argv, "--input", "1x32x32"]) == 0
+    flipped = capsys.readouterr()
+    assert flipped.err.count("\n") == 1
+    assert "read as C x H x W" in flipped.err and "32x32x1" in flipped.err
+    if argv[0] in ("summary", "compare", "calc"):  # the same answer (profile's are timings)
+        assert flipped.out == lecture.out
+
+
+def test_the_lecture_notation_is_height_width_depth_in_summary(capsys):
+    # 227x227x3 is AlexNet's own input, not 227 channels of 227x3 (the issue's misreading).
+    import json
+
+    from cnnzoo.cli import main
+
+    assert main(["summary", "alexnet", "--input", "227x227x3", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["input"] == [3, 227, 227]
+    assert report["layers"][0]["output"] == [96, 55, 55]  # the lecture's 55x55x96 after CONV1

@@ -83,7 +83,7 @@ def parse_size(
     elif _channels_first(*nums):
         c, h, w = nums
         note = (
-            f"{option} {text}: read as C x H x W = {c} channels of {h}x{w}; "
+            f"{option} {text}: read as C x H x W = {c} channel{'' if c == 1 else 's'} of {h}x{w}; "
             f"the lecture's notation is {h}x{w}x{c}"
         )
     else:
