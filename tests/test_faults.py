@@ -287,6 +287,25 @@ def test_a_deterministic_cli_resume_is_bit_identical(tmp_path, monkeypatch):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_run_without_threads_keeps_the_count_it_ran_with(tmp_path, monkeypatch):
+    """Without --threads the count follows the machine's load when the run starts (here made 1,
+    a busy machine's); a resume on an idle machine (made 2) still uses the run's count, so a
+    deterministic resume is bit-identical without anyone having written --threads."""
+    det = ["--data", "digits", "--limit", "64", "--batch-size", "32", *QUIET, "--deterministic",
+           "--sched", "none"]  # fmt: skip
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    monkeypatch.setattr("cnnzoo.threads.default_threads", lambda: 1)
+    assert cli(["train", "lenet5", *det, "--epochs", "2", "--out", str(whole)]) == 0
+    assert cli(["train", "lenet5", *det, "--epochs", "1", "--out", str(part)]) == 0
+    assert load_checkpoint(part / "last.pt")["config"]["threads"] == 1
+    monkeypatch.setattr("cnnzoo.threads.default_threads", lambda: 2)
+    assert cli(["train", "--resume", str(part), "--epochs", "2", *QUIET]) == 0
+    assert torch.get_num_threads() == 1
+    a = load_checkpoint(whole / "last.pt")["state_dict"]
+    b = load_checkpoint(part / "last.pt")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 # --- data that looks fine but is not --------------------------------------------------------
 
 

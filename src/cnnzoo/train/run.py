@@ -169,6 +169,10 @@ class Run:
             with RunLock(self.out) if main else contextlib.nullcontext(), _sigterm_as_sigint():
                 seed_everything(self.config.seed)  # fit selects and restores deterministic kernels
                 apply_run_threads(self.config)  # before the data: its statistics are reductions
+                if self.config.threads is None:  # the count it runs with, kept for its resume
+                    import torch
+
+                    self.config = replace(self.config, threads=torch.get_num_threads())
                 bundle = self.load_data(strict, download, data_dir)
                 if self.resume_from is None and (self.out / "last.pt").exists():
                     raise CnnzooError(
