@@ -28,3 +28,54 @@ def test_default_without_load_information_uses_every_core(monkeypatch):
     monkeypatch.setattr(threads, "_cpus", lambda: 4)
     monkeypatch.setattr(threads, "_others_running", lambda: None)
     assert threads.default_threads() == 4
+
+
+class _Applied(Exception):
+    """Raised by the stand-in policy: the command reached it, before any work."""
+
+
+@pytest.mark.parametrize(
+    "argv, count",
+    [
+        (["train", "lenet5", "--data", "digits", "--epochs", "1"], None),  # None: the policy's
+        (["train", "lenet5", "--data", "digits", "--threads", "2"], 2),
+        (["finetune", "lenet5", "--data", "digits"], None),
+        (["features", "lenet5", "--data", "digits"], None),
+        (["demo"], 1),  # the demo's tiny model: one thread
+    ],
+)
+def test_the_commands_that_compute_apply_the_policy_first(argv, count, monkeypatch, tmp_path):
+    from cnnzoo.cli import main
+
+    seen = []
+
+    def policy(n):
+        seen.append(n)
+        raise _Applied
+
+    monkeypatch.chdir(tmp_path)  # nothing a command might write lands in the checkout
+    monkeypatch.setattr(threads, "apply_threads", policy)
+    with pytest.raises(_Applied):
+        main(argv)
+    assert seen == [count]
+
+
+def test_python_fit_applies_the_default_policy(monkeypatch, tmp_path):
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from cnnzoo.data import load_data
+    from cnnzoo.train import TrainConfig, fit
+
+    data = load_data("digits", input_size=(1, 8, 8), limit=64)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    config = TrainConfig(epochs=1, progress=False, tensorboard=False, plots=False)
+    assert config.threads is None  # the default: the policy decides
+    monkeypatch.setattr(threads, "default_threads", lambda: 1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        fit(model, data, config, tmp_path / "run", model_name="linear", model_args={})
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
