@@ -4,6 +4,7 @@ not. What each case guarantees is written down in docs/training.md ("What surviv
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -225,6 +226,26 @@ def test_resume_refuses_what_would_change_the_run(finished_run, capsys, change):
     err = one_line_error(capsys, ["train", "--resume", str(finished_run), "--epochs", "2", *change])
     assert change[0] in err
     assert (finished_run / "last.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "model_arg, named",
+    [("num_classes=-1", "num_classes"), ("num_classes=5", "num_classes"),
+     ("in_chans=0", "in_chans"), ("act=banana", "banana"), ("actt=relu", "actt")],
+)  # fmt: skip
+def test_a_bad_model_argument_is_one_line_before_anything_is_written(tmp_path, capsys, model_arg,
+                                                                     named):  # fmt: skip
+    """Neither refused nor silently replaced: num_classes comes from the data and in_chans=0 is
+    no channel count (both were dropped without a word, and the run trained)."""
+    out = tmp_path / "run"
+    argv = ["train", "lenet5", *QUICK, "--out", str(out), "--model-arg", model_arg]
+    assert named in one_line_error(capsys, argv)
+    recipe = tmp_path / "recipe.json"
+    key, value = model_arg.split("=")
+    arg = {key: value if value.isalpha() else int(value)}
+    recipe.write_text(json.dumps({"model": "lenet5", "data": "digits", "model_arg": arg}))
+    assert named in one_line_error(capsys, ["train", "--recipe", str(recipe), "--out", str(out)])
+    assert not out.exists()
 
 
 def interrupted_copy(run: Path, tmp_path: Path) -> Path:

@@ -73,8 +73,16 @@ class Run:
             from ..notation import parse_size
 
             img_size = parse_size(r["img_size"], option=f"recipe {recipe}: img_size").hw
+        if "num_classes" in args:  # build_model would replace it with the data's class count
+            raise CnnzooError(
+                f"num_classes comes from the data's classes, got model argument "
+                f"num_classes={args['num_classes']!r}; leave it out"
+            )
         # in_chans as a model argument means the same as in_chans here: the data follows the model
-        chans = in_chans or args.get("in_chans") or r.get("in_chans") or info.input_size[0]
+        given = (in_chans, args.get("in_chans"), r.get("in_chans"))
+        chans = next((c for c in given if c is not None), info.input_size[0])
+        if isinstance(chans, bool) or not isinstance(chans, int) or chans < 1:
+            raise CnnzooError(f"in_chans must be an integer >= 1, got {chans!r}")
         hw = tuple(img_size) if img_size else tuple(info.input_size[1:])
         augment = augment or r.get("augment") or "auto"
         spec = DataSpec(
