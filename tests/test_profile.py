@@ -57,24 +57,51 @@ def test_bytes_and_intensity_of_a_conv_row_by_hand():
     assert conv2.gflops == pytest.approx(conv2.flops / (conv2.forward_ms * 1e6))
 
 
-@pytest.mark.parametrize("train", [False, True])
-def test_row_times_add_up_to_the_whole_step(one_thread, train):  # medians, the default
-    """Within 10%. The rows and the whole step are separate timed runs, so a stall of this shared
-    machine that lands in one of them can open a gap neither run has: the check holds if one of
-    three measurements adds up (each one's own arithmetic is checked every time)."""
-    # one thread (conftest): fewer hand-offs between threads, steadier on a shared machine
+def add_up(statistic: str, train: bool, tries: int = 3):
+    """Profile ``Small`` up to ``tries`` times until its rows add up to the step within 10%: the
+    rows and the whole step are separate timed runs, so a stall of this shared machine that lands
+    in one of them can open a gap neither run has. Each profile's own arithmetic (rows + outside
+    layers = step, shares) is checked every time. Returns the gaps and the last profile."""
     gaps = []
-    for _ in range(3):
-        prof = cnnzoo.profile(Small(), (3, 32, 32), batch=64, train=train, repeats=60, warmup=5)
+    for _ in range(tries):
+        prof = cnnzoo.profile(
+            Small(), (3, 32, 32), batch=64, train=train, repeats=60, warmup=5, statistic=statistic
+        )
         rows = sum(r.forward_ms + (r.backward_ms or 0.0) for r in prof.rows)
         assert rows + prof.outside_layers_ms == pytest.approx(prof.total_ms)
+        assert sum(r.share for r in prof.rows) == pytest.approx(rows / prof.total_ms)
+        if train:  # every row made autograd nodes, and they were timed
+            assert all(r.backward_ms > 0 for r in prof.rows)
         gaps.append(abs(prof.outside_layers_ms) / prof.total_ms)
         if gaps[-1] <= 0.10:
             break
+    return gaps, prof
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_row_means_add_up_to_the_whole_step(one_thread, train):
+    """Within 10%, on any machine: the mean step is the sum of its parts' means however a busy
+    machine's stalls fall, so a gap here is time the rows failed to claim (an op run outside the
+    recorder's timer, an autograd node no row owns), not load."""
+    # one thread (conftest): fewer hand-offs between threads, steadier on a shared machine
+    gaps, prof = add_up("mean", train)
     assert min(gaps) <= 0.10, f"outside layers {gaps} of the step\n{prof.to_table()}"
-    assert sum(r.share for r in prof.rows) == pytest.approx(rows / prof.total_ms)
-    if train:  # every row made autograd nodes, and they were timed
-        assert all(r.backward_ms > 0 for r in prof.rows)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_row_medians_add_up_on_a_steady_machine(one_thread, train):
+    """The default medians add up within 10% when the machine lets a step be timed to better than
+    10%. On a loaded machine the step's median includes the stalls a long step usually meets and
+    a short op usually escapes, so the rows' medians fall short of it (docs/anatomy.md); the test
+    then says so and skips, leaving the attribution to the means test above."""
+    gaps, prof = add_up("median", train)
+    steadiness = prof.total_spread_ms / prof.total_ms
+    if min(gaps) > 0.10 and steadiness > 0.10:
+        pytest.skip(
+            f"the step's interquartile range is {steadiness:.0%} of it (a busy machine): "
+            f"medians cannot be compared within 10%; gaps {[f'{g:.0%}' for g in gaps]}"
+        )
+    assert min(gaps) <= 0.10, f"outside layers {gaps} of the step\n{prof.to_table()}"
 
 
 def test_model_and_gradients_are_left_as_they_were():
