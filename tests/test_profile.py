@@ -117,12 +117,37 @@ def test_json_is_the_explorer_contract():
     prof = cnnzoo.profile(Small(), (3, 16, 16), batch=2, train=True, repeats=1, warmup=0)
     d = json.loads(prof.to_json())
     assert list(d) == ["model", "input_size", "batch", "train", "machine", "rows",
-                       "outside_layers_ms", "total_ms", "statistic"]  # fmt: skip
+                       "outside_layers_ms", "total_ms", "statistic", "notes"]  # fmt: skip
     assert d["input_size"] == [3, 16, 16] and d["batch"] == 2 and d["train"] is True
     assert list(d["rows"][0]) == ["row", "module", "forward_ms", "forward_spread_ms",
                                   "backward_ms", "backward_spread_ms", "gflops", "bytes",
                                   "intensity", "share"]  # fmt: skip
     assert isinstance(d["rows"][0]["bytes"], int) and d["rows"][0]["bytes"] == 40_704
+
+
+def test_a_step_the_rows_miss_is_explained():
+    """Rows that miss the whole step by more than 10% get a line saying why, in every format:
+    a busy machine (the step's spread) or the time between ops. Fed known timings through the
+    profiler's own summary, so no machine's load decides the outcome."""
+    from cnnzoo.analysis.profile import _summarise
+
+    net = Small()
+    report = analyze(net, (3, 16, 16), batch_size=2)
+    sizes = {n: p.numel() for n, p in net.named_parameters()}
+
+    def summary(plain, row_seconds, statistic="median"):
+        timed = [[(r.name, row_seconds, 0.0) for r in report.layers]] * len(plain)
+        return _summarise(report, plain, timed, False, torch.device("cpu"), sizes, statistic)
+
+    steady = summary([7e-3] * 4, 1e-3)  # 7 rows of 1 ms, a 7 ms step: adds up, no note
+    assert steady.outside_layers_ms == pytest.approx(0.0) and steady.notes == []
+    busy = summary([7e-3, 7e-3, 14e-3, 14e-3], 1e-3)  # the median step is 10.5 ms
+    (note,) = busy.notes
+    assert "add up to 67% of the measured step" in note and "busy" in note and "mean" in note
+    assert note in busy.to_table() and note in busy.to_markdown()
+    assert json.loads(busy.to_json())["notes"] == [note]
+    slow = summary([10e-3] * 4, 1e-3)  # a steady step 3 ms longer than its rows
+    assert "Python between ops" in slow.notes[0] and "busy" not in slow.notes[0]
 
 
 def test_roofline_is_a_picture(tmp_path):

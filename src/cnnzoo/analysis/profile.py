@@ -100,6 +100,7 @@ class Profile:
             "outside_layers_ms": self.outside_layers_ms,
             "total_ms": self.total_ms,
             "statistic": self.statistic,
+            "notes": self.notes,
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -466,6 +467,8 @@ def _summarise(
             f"Rows that run only in training, not in the table (their time is outside "
             f"layers): {', '.join(sorted(extra))}"
         )
+    outside_ms = total_ms - sum(r.ms for r in rows)
+    notes += _gap_note(outside_ms, total_ms, 1e3 * total_spread, statistic)
     return Profile(
         model=report.model,
         input_size=report.input_size,
@@ -473,12 +476,41 @@ def _summarise(
         train=train,
         machine=machine(device),
         rows=rows,
-        outside_layers_ms=total_ms - sum(r.ms for r in rows),
+        outside_layers_ms=outside_ms,
         total_ms=total_ms,
         total_spread_ms=1e3 * total_spread,
         notes=notes,
         statistic=statistic,
     )
+
+
+# Rows that miss the whole step by more than this are said to (the issue's tolerance).
+ADD_UP_TOLERANCE = 0.10
+
+
+def _gap_note(outside_ms: float, total_ms: float, spread_ms: float, statistic: str) -> list[str]:
+    """A line saying why the rows miss the step, when they miss it by more than the tolerance."""
+    if not total_ms or abs(outside_ms) <= ADD_UP_TOLERANCE * total_ms:
+        return []
+    line = (
+        f"The rows add up to {100 * (total_ms - outside_ms) / total_ms:.0f}% of the measured "
+        f"step, not within {ADD_UP_TOLERANCE:.0%}."
+    )
+    if spread_ms > ADD_UP_TOLERANCE * total_ms:
+        line += (
+            f" The step's interquartile range is {100 * spread_ms / total_ms:.0f}% of it: the "
+            f"machine is busy, and its stalls fall unevenly on the plain step and the timed ops."
+        )
+        if statistic == "median":
+            line += (
+                " Medians of the parts need not add up to the median of the whole; means do "
+                "(--stat mean)."
+            )
+    elif outside_ms > 0:
+        line += " The rest is Python between ops and the autograd engine's own work."
+    else:
+        line += " Timed alone, the ops took longer than in the plain step (the timer's own cost)."
+    return [line]
 
 
 def row_bytes(report: Report, r: LayerStats, sizes: dict[str, int]) -> int:
