@@ -474,6 +474,27 @@ def test_convert_refuses_to_overwrite_a_run_checkpoint(tmp_path, run_dir, capsys
     assert "optimizer" not in load_checkpoint(run_dir / "last.pt")
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["features", "{ckpt}", "--data", "digits", "--limit", "16", "--out", "{target}"],
+        ["export", "{ckpt}", "--format", "onnx", "--out", "{target}"],
+        ["viz", "filters", "{ckpt}", "--out", "{target}"],
+        ["compare", "lenet5", "--plot", "{target}"],
+        ["profile", "lenet5", "--plot", "{target}"],
+    ],
+    ids=lambda argv: argv[0],
+)
+@pytest.mark.parametrize("name", ["last.pt", "best.pt", "metrics.csv"])
+def test_no_command_writes_over_a_run_file(tmp_path, run_dir, capsys, argv, name):
+    """Each of these wrote its picture, array or export over RUN/last.pt and exited 0."""
+    ckpt = lenet_checkpoint(tmp_path / "m.pt")
+    before = _listing(run_dir)
+    code, line = run_cli([a.format(ckpt=ckpt, target=run_dir / name) for a in argv], capsys)
+    assert code == 2 and f"is a training run's {name}" in one_line(line), line
+    assert _listing(run_dir) == before
+
+
 # --- decompression bombs ---------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, CnnzooError, UnknownModelError
+from .paths import RUN_FILES
 from .registry import create_model
 
 FORMAT = "cnnzoo.checkpoint"
@@ -210,7 +211,6 @@ def save_checkpoint(
 
 
 # Files only a training run writes: their presence makes a folder a run directory.
-RUN_FILES = ("last.pt", "best.pt", "interrupted.pt", "metrics.csv")
 # Checkpoint entries that only training writes (a converted or bare weight file has none).
 TRAINING_KEYS = ("optimizer", "scheduler", "scaler", "rng", "epoch", "config", "metrics")
 

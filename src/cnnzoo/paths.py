@@ -11,19 +11,29 @@ from .errors import CnnzooError
 
 _WHY = {errno.EROFS: "a read-only file system", errno.EACCES: "permission denied"}
 
+# The files a training run keeps in its directory, which no other output may replace.
+RUN_FILES = ("last.pt", "best.pt", "interrupted.pt", "metrics.csv")
 
-def check_writable(text: str, kind: str) -> None:
+
+def check_writable(text: str, kind: str, keep_runs: bool = True) -> None:
     """Raise ``CnnzooError`` unless ``text`` can be written as a ``kind`` ("file" or "dir").
 
     Its nearest existing folder must be a folder in which a file can really be created: the check
     creates an unnamed temporary file there and nothing else, so it holds for root on a read-only
-    disk too. An existing file must be writable.
+    disk too. An existing file must be writable and, with ``keep_runs``, not one of a training
+    run's files (``RUN_FILES``): a picture or an export written over ``RUN/last.pt`` would lose
+    the run.
     """
     if kind not in ("file", "dir"):
         raise ValueError(f"kind is 'file' or 'dir', got {kind!r}")
     path = Path(text)
     if kind == "file" and path.is_dir():
         raise CnnzooError(f"{text} is a directory; give a file name")
+    if kind == "file" and keep_runs and path.name in RUN_FILES and path.is_file():
+        raise CnnzooError(
+            f"{text} is a training run's {path.name}; writing over it would lose the run: give "
+            f"another output file"
+        )
     if kind == "dir" and path.exists() and not path.is_dir():
         raise CnnzooError(f"{text} is a file, not a directory")
     folder = path if kind == "dir" else path.parent

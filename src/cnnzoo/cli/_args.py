@@ -94,20 +94,22 @@ input_size: Callable[[str], str] = _size_text("--input", 4096, "a size HxWxC or 
 plot_size: Callable[[str], str] = _size_text("--plot-size", 8000, "a size WxH in pixels")
 
 
-def _writable(kind: str) -> Callable[[str], str]:
+def _writable(kind: str, keep_runs: bool = True) -> Callable[[str], str]:
     """An output path (``kind`` "file" or "dir") that ``cnnzoo.paths.check_writable`` accepts:
-    its nearest existing folder can really hold a new file."""
+    its nearest existing folder can really hold a new file, and it is no run's checkpoint."""
 
     def check(text: str) -> None:
         from ..paths import check_writable
 
-        check_writable(text, kind)
+        check_writable(text, kind, keep_runs)
 
     return _checked(check, f"a writable {kind} path")
 
 
 output_file: Callable[[str], str] = _writable("file")
 output_dir: Callable[[str], str] = _writable("dir")
+# convert's output: checkpoint.check_weights_target decides about a run's files, with --force
+weights_file: Callable[[str], str] = _writable("file", keep_runs=False)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import nonneg_int, output_file
+from ._args import nonneg_int, weights_file
 from ._options import parse_model_args
 
 
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("src", metavar="IN", help="the peer's weight file")
-    p.add_argument("dst", type=output_file, metavar="OUT", help="the cnnzoo checkpoint to write")
+    p.add_argument("dst", type=weights_file, metavar="OUT", help="the cnnzoo checkpoint to write")
     p.add_argument("--model", required=True, help="registered cnnzoo name, e.g. resnet50")
     p.add_argument(
         "--num-classes",
