@@ -170,6 +170,53 @@ def test_the_filter_box_shows_its_whole_hint(site, browser):
     assert text <= room, (text, room)
 
 
+def test_a_scrolled_table_keeps_each_rows_label_in_view(site):
+    """At a projector's 1280x800 GoogLeNet's table is wider than the page; scrolled to its last
+    column (stride), each row still shows its number and lecture label, on top of the cells that
+    scrolled under them."""
+    driver = chrome(1280, 800)
+    try:
+        open_page(driver, site / "googlenet.html")
+        box = driver.execute_script(
+            "const box = document.querySelector('#layers').parentElement;"
+            "box.scrollIntoView(); box.scrollLeft = box.scrollWidth; return box;"
+        )
+        strips = driver.execute_script(  # x of a pinned and of a scrolled cell's left padding
+            "const row = document.querySelectorAll('#layers .rows .row')[1];"
+            "const edge = arguments[0].getBoundingClientRect();"
+            "return [row.children[0].getBoundingClientRect().left + 3,"
+            "row.children[4].getBoundingClientRect().left + 3, edge.top + 40, edge.bottom - 20];",
+            box,
+        )
+        shot = driver.get_screenshot_as_png()
+        seen = driver.execute_async_script(  # two frames on: the rows scrolled to are drawn
+            "const box = arguments[0], done = arguments[1];"
+            "requestAnimationFrame(() => requestAnimationFrame(() => {"
+            "const wide = box.scrollWidth > box.clientWidth, edge = box.getBoundingClientRect();"
+            "const row = document.querySelectorAll('#layers .rows .row')[0];"
+            "const last = row.lastElementChild.getBoundingClientRect();"
+            "done([wide, last.right <= edge.right + 1, ...[0, 1].map(k => {"
+            "const b = row.children[k].getBoundingClientRect();"
+            "const hit = document.elementFromPoint(b.left + 4, (b.top + b.bottom) / 2);"
+            "return [b.left >= edge.left - 1, row.children[k].contains(hit)]; })]); }));",
+            box,
+        )
+    finally:
+        driver.quit()
+    wide, last_shown, number, label = seen
+    assert wide and last_shown  # the table did scroll, to its last column
+    assert number == [True, True] and label == [True, True]
+    # the rows' borders run on under the pinned cells: the pixels down a pinned cell's padding
+    # are those down a scrolled cell's (an unpinned cell's padding holds only the borders)
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(shot)).convert("RGB")
+    x_pin, x_cell, top, bottom = (round(v) for v in strips)
+    column = [[image.getpixel((x, y)) for y in range(top, bottom)] for x in (x_pin, x_cell)]
+    assert len(set(column[1])) > 1  # borders and background, not one colour
+    assert column[0] == column[1]
+
+
 def _rf(layers):
     """Receptive field of stacked (kernel, stride) layers: r += (k - 1) * jump; jump *= s."""
     r, jump = 1, 1

@@ -77,15 +77,21 @@
       width[c.key] = Math.max(textWidth(c.title + " \u25BC", `600 17px ${font}`),
         ...longest.map((t) => textWidth(t, cellFont))) + 24; // + the cell's padding
     }
+    // the first opts.pin columns (the row's number and name) stay in view when the table
+    // scrolls sideways, as on a projector's 1280 pixels: each is stuck at the sum of those before
+    const pin = {};
+    cols.slice(0, opts.pin || 0).reduce((left, c) => { pin[c.key] = left; return left + Math.ceil(width[c.key]); }, 0);
+    const pinned = (c) => (c.key in pin ? { cls: " pin", style: `left:${pin[c.key]}px;` } : { cls: "", style: "" });
     const html = rows.map((r, i) => {
       const id = opts.rowId ? opts.rowId(r, i) : i;
       const cells = cols.map((c) => {
-        const cls = ["cell", c.num ? "num" : "", c.cls || "", c.bar ? "bar " + c.bar : ""].join(" ").trim();
+        const cls = ["cell", c.num ? "num" : "", c.cls || "", c.bar ? "bar " + c.bar : ""].join(" ").trim() + pinned(c).cls;
         let v = esc(text[c.key][i]);
         if (c.link) v = `<a href="${esc(c.link(r))}">${v}</a>`;
+        if (c.cls === "formula") v = `<span class="mono">${v}</span>`;
         // a bar is the cell's background, drawn to the row's share of the largest value
-        const bar = c.bar ? ` style="--w:${(100 * (c.value(r) || 0) / max[c.key]).toFixed(1)}%"` : "";
-        return `<div role="cell" class="${cls}"${bar}>${v}</div>`;
+        const style = (c.bar ? `--w:${(100 * (c.value(r) || 0) / max[c.key]).toFixed(1)}%` : "") + pinned(c).style;
+        return `<div role="cell" class="${cls}"${style ? ` style="${style}"` : ""}>${v}</div>`;
       });
       return `<div role="row" class="row" tabindex="0" data-i="${i}" data-row="${esc(id)}">${cells.join("")}</div>`;
     });
@@ -102,7 +108,7 @@
     let order = rows.map((_, i) => i);
     let sortKey = null, dir = 1;
     for (const c of cols) {
-      const th = h("div", { role: "columnheader", class: "cell" + (c.num ? " num" : ""), tabindex: "0", title: c.help || "sort by " + c.title, text: c.title });
+      const th = h("div", { role: "columnheader", class: "cell" + (c.num ? " num" : "") + pinned(c).cls, style: pinned(c).style || null, tabindex: "0", title: c.help || "sort by " + c.title, text: c.title });
       onActivate(th, () => {
         dir = sortKey === c.key ? -dir : (c.num ? -1 : 1);
         sortKey = c.key;
@@ -196,7 +202,7 @@
     const rows = L.map((r, i) => Object.assign({ i }, r));
     const tsec = h("section", {});
     const tb = table(cols, rows, {
-      id: "layers", placeholder: "filter: conv, inception3a, 28x28 ...",
+      id: "layers", placeholder: "filter: conv, inception3a, 28x28 ...", pin: 2,
       text: (r) => [D.labels[r.i], r.name, r.type, D.outputs[r.i]].join(" "),
       onSelect: (i) => select(i, "table"),
     });
@@ -418,7 +424,7 @@
       { key: "rf", title: "RF", num: true, value: (r) => (r.rf_global ? Infinity : r.rf), cell: (r) => rfText(r.rf, r.rf_global) },
       { key: "top1", title: "top-1 %", num: true, value: (r) => top1(r) ?? -1, cell: (r) => (top1(r) === null ? (r.reference && r.reference.why ? "n/a" : "") : `${top1(r)} [${r.reference.source}]`) },
     ];
-    const tb = table(cols, M, { id: "models", placeholder: "filter models", text: (r) => r.name, rowId: (r) => r.name });
+    const tb = table(cols, M, { id: "models", placeholder: "filter models", pin: 1, text: (r) => r.name, rowId: (r) => r.name });
     app.append(h("section", {}, h("div", { class: "controls" }, tb.input), tb.element));
     return tb;
   }
