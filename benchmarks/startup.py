@@ -4,6 +4,8 @@ Each contestant is a new Python process (``python -m cnnzoo ...``, the same as t
 script), timed from spawn to exit; the contestants take turns within each round and the table
 gives medians. ``python -c pass`` is the interpreter's own floor, ``import torch`` what any
 command that builds a model pays, and timm's ``list_models`` the yardstick for ``cnnzoo list``.
+``summary alexnet`` with its default options prints a stored, tested table (cnnzoo.summarytable);
+with ``--format json`` it builds the model and analyses it live, the path of every other option.
 """
 
 from __future__ import annotations
@@ -38,8 +40,13 @@ CONTESTANTS = [
         ["-c", "import timm; timm.list_models()"],
         None,
     ),
-    ('python -c "import torch" (what summary must load)', ["-c", "import torch"], None),
+    ('python -c "import torch" (what building a model must load)', ["-c", "import torch"], None),
     ("cnnzoo summary alexnet", ["-m", "cnnzoo", "summary", "alexnet"], 2.0),
+    (
+        "cnnzoo summary alexnet --format json (analysed live)",
+        ["-m", "cnnzoo", "summary", "alexnet", "--format", "json"],
+        None,
+    ),
 ]
 
 
