@@ -174,6 +174,48 @@ def test_sigkill_between_best_and_last_loses_nothing_and_the_lock_is_not_stale(t
     assert load_checkpoint(out / "last.pt")["best_val_acc"] == final["best_val_acc"]
 
 
+def test_a_lock_file_tidied_away_under_a_starting_run_is_not_a_second_lock(tmp_path,
+                                                                          monkeypatch):  # fmt: skip
+    """A run that fails before writing removes its lone .lock. A process that opened that file
+    just before, and locks it just after, holds a lock on a file no one else can see, while a
+    third process locks the new .lock: two writers. Here the third process (a real one) takes the
+    new .lock in exactly that window; the starting run must see it and be refused."""
+    import fcntl
+
+    from cnnzoo.runs import RunLock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").write_text("")
+    holder = None
+    real_flock = fcntl.flock
+
+    def tidied_then_taken(fd, op):
+        nonlocal holder
+        if holder is None:  # the first holder tidies its lock away, a third process starts
+            (run / ".lock").unlink()
+            code = ("import fcntl, os, sys, time; f = open(sys.argv[1], 'a+'); "
+                    "fcntl.flock(f, fcntl.LOCK_EX); f.write(f'{os.getpid()}\\n'); f.flush(); "
+                    "print('held', flush=True); time.sleep(60)")  # fmt: skip
+            holder = subprocess.Popen([sys.executable, "-c", code, str(run / ".lock")],
+                                      stdout=subprocess.PIPE, text=True)  # fmt: skip
+            assert holder.stdout.readline().strip() == "held"
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", tidied_then_taken)
+    try:
+        with (
+            pytest.raises(CnnzooError, match="in use by another cnnzoo process") as err,
+            RunLock(run),
+        ):
+            pass
+        assert f"PID {holder.pid}" in str(err.value)
+    finally:
+        if holder is not None:
+            holder.kill()
+            holder.wait()
+
+
 def test_sigterm_saves_and_exits_as_ctrl_c_does(tmp_path):
     out = tmp_path / "run"
     proc = train_cli(out, "--epochs", "1000")

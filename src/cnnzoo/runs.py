@@ -487,23 +487,35 @@ class RunLock:
             _HELD[self.key] = [None, 1, False]
             return self
         created = not self.dir.exists()
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            f = open(self.dir / ".lock", "a+")  # noqa: SIM115  (held until __exit__)
-        except OSError as err:
-            raise CnnzooError(
-                f"cannot write the run directory {self.dir}: {err.strerror}"
-            ) from None
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            pid = f.read().strip() or "unknown"
+        for _attempt in range(100):
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                f = open(self.dir / ".lock", "a+")  # noqa: SIM115  (held until __exit__)
+            except FileNotFoundError:  # the folder was tidied away after our mkdir: again
+                continue
+            except OSError as err:
+                raise CnnzooError(
+                    f"cannot write the run directory {self.dir}: {err.strerror}"
+                ) from None
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                pid = f.read().strip() or "unknown"
+                f.close()
+                raise CnnzooError(
+                    f"{self.dir} is in use by another cnnzoo process (PID {pid}); wait for it to "
+                    f"finish or choose another --out"
+                ) from None
+            if self._still_there(f):
+                break
+            # the file was tidied away (its holder failed before writing) between our open and
+            # our lock, and another process may hold a new one: lock what is there now
             f.close()
+        else:
             raise CnnzooError(
-                f"{self.dir} is in use by another cnnzoo process (PID {pid}); wait for it to "
-                f"finish or choose another --out"
-            ) from None
+                f"{self.dir} keeps changing under cnnzoo; is another process tidying it?"
+            )
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
@@ -519,6 +531,13 @@ class RunLock:
             if held[0] is not None:
                 self._tidy(created=held[2])  # still holding the lock: no one else can start
                 held[0].close()  # closing the file releases the flock
+
+    def _still_there(self, f) -> bool:
+        """Whether the locked file is still the run's ``.lock`` (not one unlinked by ``_tidy``)."""
+        try:
+            return os.stat(self.dir / ".lock").st_ino == os.fstat(f.fileno()).st_ino
+        except OSError:
+            return False
 
     def _tidy(self, created: bool) -> None:
         try:
