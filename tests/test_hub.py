@@ -48,6 +48,22 @@ def test_unknown_argument_names_the_closest():
         cnnzoo.create_model("resnet18", feature_only=True, device="meta")
 
 
+@pytest.mark.parametrize("name", cnnzoo.list_models())
+def test_bad_arguments_are_one_line_for_every_model(name):
+    """Issue 13: a misspelt argument names the closest valid one, and an impossible class or
+    channel count is refused, as a ``TypeError``/``ValueError`` of one line, for every model."""
+    cases = {
+        "did you mean 'num_classes'": {"num_clases": 10},
+        "num_classes must be": {"num_classes": -1},  # AlphaGo's says which counts it takes
+        "in_chans must be an integer >= 1, got 0": {"in_chans": 0},
+    }
+    for expected, kwargs in cases.items():
+        with pytest.raises(ModelArgumentError) as err:
+            cnnzoo.create_model(name, device="meta", **kwargs)
+        assert isinstance(err.value, TypeError) and isinstance(err.value, ValueError)
+        assert expected in str(err.value) and "\n" not in str(err.value), (name, str(err.value))
+
+
 def test_timm_argument_the_family_lacks_is_one_line():
     with pytest.raises(ModelArgumentError) as err:
         cnnzoo.create_model("vgg16", global_pool="max", device="meta")
@@ -61,6 +77,50 @@ def test_timm_arguments_reach_the_family():
     # GoogLeNet calls its head dropout `dropout`: timm's name reaches it.
     g = cnnzoo.create_model("googlenet", drop_rate=0.3, device="meta")
     assert g.dropout.p == 0.3
+
+
+# cnnzoo name, timm's, cnnzoo arguments for timm's variant; Inception v3 calls its head
+# dropout `dropout`, so timm's drop_rate reaches it through the alias
+TIMM_HEADS = [
+    ("resnet18", "resnet18", {}),
+    ("mobilenet_v1", "mobilenetv1_100", {"act": "relu6"}),
+    ("inception_v3", "inception_v3", {"aux_logits": False}),
+]
+
+
+@pytest.mark.parametrize("name, arch, args", TIMM_HEADS, ids=[p[0] for p in TIMM_HEADS])
+@pytest.mark.parametrize(
+    "kwargs, mode",
+    [
+        ({"global_pool": "max"}, "eval"),
+        ({"global_pool": "", "num_classes": 0}, "eval"),  # the unpooled map
+        ({"drop_rate": 0.5}, "train"),  # the same dropout mask from the same seed
+    ],
+    ids=["max", "no-pool", "drop_rate"],
+)
+def test_timm_head_arguments_give_timms_outputs(name, arch, args, kwargs, mode):
+    """``global_pool`` and ``drop_rate`` mean what they mean in timm: the same arguments, the same
+    weights, the same outputs as timm's model (in training mode for dropout, seeded alike)."""
+    from cnnzoo.pretrained import _match_keys
+
+    timm = pytest.importorskip("timm")
+    peer = randomize_bn_(timm.create_model(arch, **kwargs))
+    ours = cnnzoo.create_model(name, **args, **kwargs)
+    ours.load_state_dict(_match_keys(ours, peer.state_dict())[0])
+    peer.train(mode == "train")
+    ours.train(mode == "train")
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.manual_seed(1)
+        theirs = peer(x)
+        torch.manual_seed(1)
+        mine = ours(x)
+    assert mine.shape == theirs.shape
+    torch.testing.assert_close(mine, theirs, atol=1e-4, rtol=1e-4)
+    if "drop_rate" in kwargs:  # and the dropout did something: eval mode gives other outputs
+        ours.eval()
+        with torch.no_grad():
+            assert not torch.allclose(ours(x), mine, atol=1e-3)
 
 
 def test_create_model_without_a_name():

@@ -16,7 +16,7 @@ from ..errors import CnnzooError, ModelArgumentError
 from ..registry import register_model
 from ._base import ZooModel
 from .features import sequential_points
-from .layers import he_init_
+from .layers import check_count, he_init_
 
 
 class PolicyHead(nn.Module):
@@ -58,6 +58,7 @@ class AlphaGoPolicy(ZooModel):
             raise ModelArgumentError(f"board_size must be >= 1, got {board_size}")
         if depth < 1:
             raise ModelArgumentError(f"depth (hidden conv layers) must be >= 1, got {depth}")
+        check_count("in_chans", in_chans, 1)
         self.board_size = board_size
         num_classes = board_size * board_size if num_classes is None else num_classes
         self._check_num_classes(num_classes)

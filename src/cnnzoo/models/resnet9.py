@@ -22,6 +22,7 @@ from torch import nn
 
 from ..registry import register_model
 from ._base import ZooModel
+from .layers import check_count
 
 WIDTHS = (64, 128, 256, 512)  # prep, layer1, layer2, layer3
 ACTS = ("relu", "celu", "gelu")
@@ -92,6 +93,8 @@ class ResNet9(ZooModel):
         logit_scale: float = LOGIT_SCALE,
     ) -> None:
         super().__init__()
+        check_count("num_classes", num_classes, 0)
+        check_count("in_chans", in_chans, 1)
         widths = tuple(int(w) for w in widths)
         if len(widths) != 4 or min(widths) < 1:
             raise ValueError(f"widths must be four positive channel counts, got {widths}")
