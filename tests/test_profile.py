@@ -147,7 +147,7 @@ def test_a_step_the_rows_miss_is_explained():
     assert note in busy.to_table() and note in busy.to_markdown()
     assert json.loads(busy.to_json())["notes"] == [note]
     slow = summary([10e-3] * 4, 1e-3)  # a steady step 3 ms longer than its rows
-    assert "Python between ops" in slow.notes[0] and "busy" not in slow.notes[0]
+    assert "Python between them" in slow.notes[0] and "busy" not in slow.notes[0]
 
 
 def test_roofline_is_a_picture(tmp_path):

@@ -496,20 +496,18 @@ def _gap_note(outside_ms: float, total_ms: float, spread_ms: float, statistic: s
         f"The rows add up to {100 * (total_ms - outside_ms) / total_ms:.0f}% of the measured "
         f"step, not within {ADD_UP_TOLERANCE:.0%}."
     )
-    if spread_ms > ADD_UP_TOLERANCE * total_ms:
-        line += (
-            f" The step's interquartile range is {100 * spread_ms / total_ms:.0f}% of it: the "
-            f"machine is busy, and its stalls fall unevenly on the plain step and the timed ops."
-        )
-        if statistic == "median":
-            line += (
-                " Medians of the parts need not add up to the median of the whole; means do "
-                "(--stat mean)."
-            )
-    elif outside_ms > 0:
-        line += " The rest is Python between ops and the autograd engine's own work."
+    if outside_ms > 0:
+        line += " The rest is outside the rows' ops: Python between them, the autograd engine."
     else:
         line += " Timed alone, the ops took longer than in the plain step (the timer's own cost)."
+    if spread_ms > ADD_UP_TOLERANCE * total_ms:
+        line += (
+            f" The step's repeats spread by {100 * spread_ms / total_ms:.0f}% of it (interquartile"
+            f" range): on a busy machine, stalls fall unevenly on the plain step and the timed ops"
+        )
+        if statistic == "median":
+            line += "; medians of the parts need not add up to the whole's, means do (--stat mean)"
+        line += "."
     return [line]
 
 
