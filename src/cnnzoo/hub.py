@@ -13,8 +13,10 @@ The files are fetched the way their publishers' own libraries fetch them, into t
   cache; a download is checked against the SHA-256 prefix in torchvision's file name, and a
   mismatch is refused and nothing is left behind.
 - timm's from the Hugging Face Hub by ``huggingface_hub.hf_hub_download`` (its cache,
-  ``HF_HOME`` / ``HF_HUB_CACHE``; ``HF_HUB_OFFLINE=1`` uses only what is cached). The hub
-  publishes no hash beside timm's configuration, so the hub client's own checks apply.
+  ``HF_HOME`` / ``HF_HUB_CACHE``; ``HF_HUB_OFFLINE=1`` uses only what is cached). timm's
+  configuration publishes no hash; the Hub publishes each large file's SHA-256 (its ETag, the
+  name of the cached blob), and a fresh download is hashed against it: a mismatch is refused
+  and removed from the cache. A file already cached is trusted.
 
 Without a network and without the file: one ``WeightsError`` line naming the file, its URL and
 the folder to put it in.
