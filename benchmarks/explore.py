@@ -52,8 +52,11 @@ def _load_ms(driver, page: Path) -> float:
 
 
 def _screenshots(driver, site: Path) -> list[str]:
-    """The two pictures of docs/explorer.md, taken from the site just built."""
+    """The pictures of docs/explorer.md and the README, taken from the site just built at a
+    projector's 1280x800 (WXGA): the graph and the table in the light theme, the comparison
+    page in the dark one."""
     img = ROOT / "docs" / "img"
+    driver.set_window_size(1280, 800)
     _load_ms(driver, site / "googlenet.html")
     driver.execute_script(
         "const n = [...document.querySelectorAll('#graph .node')]"
@@ -62,7 +65,8 @@ def _screenshots(driver, site: Path) -> list[str]:
         "document.querySelector('.two').scrollIntoView();"
         "const g = document.getElementById('graph');"
         "g.scrollTop += n.getBoundingClientRect().top - g.getBoundingClientRect().top - 300;"
-        "g.scrollLeft += n.getBoundingClientRect().left - g.getBoundingClientRect().left - 300;"
+        "g.scrollLeft += n.getBoundingClientRect().left - g.getBoundingClientRect().left"
+        " - (g.clientWidth - n.getBoundingClientRect().width) / 2;"  # the node in the middle
     )
     driver.save_screenshot(str(img / "explorer-graph.png"))
     _load_ms(driver, site / "alexnet.html")
@@ -70,9 +74,18 @@ def _screenshots(driver, site: Path) -> list[str]:
         "const s = document.getElementById('rf-layer'); s.value = '14';"
         "s.dispatchEvent(new Event('change'));"
         "document.querySelector('#layers').closest('section').scrollIntoView();"
+        "const box = document.querySelector('#layers').parentElement;"
+        "box.scrollLeft = box.scrollWidth;"  # to RF and stride, the first columns pinned
     )
     driver.save_screenshot(str(img / "explorer-table.png"))
-    return ["docs/img/explorer-graph.png", "docs/img/explorer-table.png"]
+    _load_ms(driver, site / "compare.html")
+    driver.execute_script(
+        "document.documentElement.dataset.theme = 'dark';"  # this page only, not remembered
+        "document.querySelector('svg.chart').previousElementSibling.scrollIntoView();"
+    )
+    driver.save_screenshot(str(img / "explorer-compare-dark.png"))
+    names = ("explorer-graph.png", "explorer-table.png", "explorer-compare-dark.png")
+    return [f"docs/img/{name}" for name in names]
 
 
 def run(quick: bool = False) -> Section:
