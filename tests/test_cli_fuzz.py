@@ -140,8 +140,10 @@ def good(tmp_path_factory):
     torch.save(torch.load(run / "best.pt", weights_only=True)["state_dict"], weights)
     recipe = root / "recipe.json"
     recipe.write_text('{"model": "lenet5", "data": "digits", "epochs": 1, "lr": 0.05}')
+    profile = root / "profile.json"  # the shape of `cnnzoo profile --format json`, no rows
+    profile.write_text('{"model": "lenet5", "rows": []}')
     return {"ckpt": run / "best.pt", "run": run, "features": feats, "image": image,
-            "weights": weights, "recipe": recipe}  # fmt: skip
+            "weights": weights, "recipe": recipe, "profile": profile}  # fmt: skip
 
 
 # command templates: {IN} is the input path under test (its kind after the colon), the other
@@ -160,6 +162,7 @@ INPUTS = [
     ("train --resume {IN:ckpt} --epochs 2", "ckpt"),
     ("train lenet5 --recipe {IN:recipe} --out run2", "recipe"),
     ("train lenet5 --data {IN:image} --epochs 1 --out run2", "image"),
+    ("explore lenet5 --out site --profile {IN:profile}", "profile"),
 ]
 DAMAGE = ("empty", "truncated", "directory", "fifo")
 
@@ -215,6 +218,8 @@ OUTPUTS = [
     "viz filters {ckpt} --out {RO}/filters.png",
     "finetune {ckpt} --data digits --limit 16 --epochs 1 --out {RO}/ft",
     "demo --data digits --limit 16 --epochs 1 --out {RO}/demo",
+    "explore lenet5 --out {RO}/site",
+    "profile lenet5 --plot {RO}/roofline.png",
 ]
 
 

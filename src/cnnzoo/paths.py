@@ -1,4 +1,5 @@
-"""Output paths checked before any work is done: a file or a folder that can really be written."""
+"""Paths checked before any work is done: an output that can really be written, an input file
+that can be read without blocking."""
 
 from __future__ import annotations
 
@@ -48,3 +49,16 @@ def check_writable(text: str, kind: str, keep_runs: bool = True) -> None:
         raise CnnzooError(f"cannot write {text}: {existing} is not writable ({reason})") from None
     if path.is_file() and not os.access(path, os.W_OK):
         raise CnnzooError(f"cannot write {text}: the file is read-only")
+
+
+def check_readable(text: str) -> None:
+    """Raise ``CnnzooError`` when ``text`` is a directory or not a regular file (a FIFO would
+    block its reader until another process wrote to it). Nothing is opened; a missing file is left
+    to the command that reads it, which says what the file should have been."""
+    path = Path(text)
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise CnnzooError(f"{text} is a directory; give a file")
+    if not path.is_file():
+        raise CnnzooError(f"{text} is not a regular file (a pipe or a device?); give a file")

@@ -112,6 +112,16 @@ output_dir: Callable[[str], str] = _writable("dir")
 weights_file: Callable[[str], str] = _writable("file", keep_runs=False)
 
 
+def _readable(text: str) -> None:
+    from ..paths import check_readable
+
+    check_readable(text)
+
+
+# An input file read as a whole (a directory or a FIFO is refused without opening it).
+input_file: Callable[[str], str] = _checked(_readable, "a readable file")
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose usage errors are one line (``cnnzoo train: error: ...``)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import output_dir, positive_int
+from ._args import input_file, output_dir, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--profile",
+        type=input_file,
         default=None,
         metavar="FILE.json",
         help="measured times from `cnnzoo profile MODEL --format json` (one model)",
@@ -48,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_explore(args: argparse.Namespace) -> int:
     from ..errors import CnnzooError
     from ..explorer import explore
+    from ..explorer.data import load_profile
     from ..notation import parse_size
     from ..registry import get_model_info, list_models
 
@@ -67,7 +69,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
         if given.note:  # 3x227x227: read as C x H x W, and said so
             print(f"cnnzoo explore: note: {given.note}", file=sys.stderr)
         size = given.chw
-    index = explore(names, input_size=size, out=args.out, batch=args.batch, profile=args.profile,
+    # read before the site folder is made: a bad profile leaves nothing behind
+    profile = load_profile(args.profile) if args.profile else None
+    index = explore(names, input_size=size, out=args.out, batch=args.batch, profile=profile,
                     pretrained=args.pretrained)  # fmt: skip
     print(f"wrote {len(names)} model page(s) to {index.parent}; open {index}")
     return 0
