@@ -164,6 +164,22 @@ def test_roofline_is_a_picture(tmp_path):
     assert any(rgb == (0x1F, 0x77, 0xB4) for _, rgb in colours)
 
 
+def test_matmul_peak_is_the_best_of_several_sizes(monkeypatch):
+    """The roof is the best rate of several product sizes: a large product disturbed by a busy
+    machine must not set it alone (rows then plot above the roof). Known seconds per size, fed
+    in place of the clock, decide which one wins."""
+    from cnnzoo.analysis import ceilings
+
+    seconds = {256: 2 * 256**3 / 40e9, 512: 2 * 512**3 / 90e9, 1024: 2 * 1024**3 / 30e9}
+    monkeypatch.setattr(ceilings, "_best_seconds", lambda fn, repeats, sync: seconds[side(fn)])
+
+    def side(fn) -> int:  # the product's side, from the closure's first matrix
+        return fn.__closure__[0].cell_contents.shape[0]
+
+    assert ceilings.best_matmul_peak(((256, 1), (512, 1), (1024, 1))) == pytest.approx(90.0)
+    assert ceilings.best_matmul_peak(((1024, 1),)) == pytest.approx(30.0)
+
+
 def test_roofline_ridge_point():
     assert Ceilings(gflops=100.0, gbps=20.0, machine="m").ridge == 5.0
 
