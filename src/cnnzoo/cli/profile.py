@@ -16,8 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="time per layer beside its MACs: GFLOP/s, bytes moved, intensity, roofline (measured)",
         description="Run a model of the zoo for real (random weights, random input) and time "
         "every row of `cnnzoo summary`'s table: medians over repeats after a warm-up, with the "
-        "interquartile range. Rows add up to the measured whole step; the rest is shown as "
-        "'outside layers'. Timings vary with the machine's load: compare within one run.",
+        "interquartile range. The rest of the measured whole step is shown as 'outside "
+        "layers', with a note when it exceeds 10%. Timings vary with the machine's load: "
+        "compare within one run (docs/anatomy.md says how to read the columns).",
     )
     p.add_argument("name", help="registered model name (see `cnnzoo list`)")
     p.add_argument(
