@@ -378,6 +378,30 @@ def test_a_run_that_fills_the_disk_after_its_checkpoints_is_one_line(small_tmpfs
     assert load_checkpoint(run / "last.pt")["epoch"] == 1
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["features", "{ckpt}", "--data", "digits", "--limit", "64", "--no-progress", "--out",
+         "{full}/f.npz"],
+        ["export", "{ckpt}", "--format", "onnx", "--out", "{full}/m.onnx"],
+        ["evaluate", "{ckpt}", "--data", "digits", "--limit", "64", "--out", "{full}/eval"],
+        ["compare", "lenet5", "alexnet", "resnet18", "vgg16", "--plot", "{full}/c.png"],
+    ],
+    ids=lambda argv: argv[0],
+)  # fmt: skip
+def test_a_full_disk_is_one_line_in_every_command_that_writes(small_tmpfs, tmp_path, capsys,
+                                                             argv):  # fmt: skip
+    """A disk with a few kB left: each command wrote part of its file and ended in a traceback
+    (features and export left the torn file behind)."""
+    ckpt = lenet_checkpoint(tmp_path / "m.pt")
+    filler = small_tmpfs / "filler"
+    free = os.statvfs(small_tmpfs)
+    filler.write_bytes(bytes(free.f_bavail * free.f_frsize - 8192))
+    code, line = run_cli([a.format(ckpt=ckpt, full=small_tmpfs) for a in argv], capsys)
+    assert code == 2 and "no space left on the device" in one_line(line), line
+    assert [p.name for p in small_tmpfs.rglob("*") if p.is_file()] == ["filler"]
+
+
 def test_a_full_disk_while_writing_metrics_keeps_the_previous_file(tmp_path, monkeypatch):
     from cnnzoo.train.report import write_metrics_csv
 

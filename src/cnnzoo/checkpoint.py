@@ -13,7 +13,6 @@ A checkpoint is one file written with ``torch.save`` and read with ``torch.load(
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 import pickle
@@ -28,7 +27,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, CnnzooError, UnknownModelError
-from .paths import RUN_FILES
+from .paths import RUN_FILES, write_error
 from .registry import create_model
 
 FORMAT = "cnnzoo.checkpoint"
@@ -151,44 +150,6 @@ def _payload_bytes(obj: Any) -> int:
         elif isinstance(o, (list, tuple)):
             stack.extend(o)
     return sum(seen.values()) + 4096
-
-
-def _megabytes(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e6:.3f} MB"
-
-
-def write_error(err: OSError, path: Path, needed: int | None = None) -> Exception:
-    """One line for an ``OSError`` met writing ``path``, naming the file and what to do (a
-    ``CnnzooError``), or ``err`` itself when it carries no errno (not the system's word on the
-    disk: it keeps its traceback). ``needed`` is the size of what was being written, in bytes."""
-    path = Path(path)
-    where = path.parent
-    if err.errno in (errno.ENOSPC, errno.EDQUOT):
-        try:
-            st = os.statvfs(where)
-            free = f"{_megabytes(st.f_bavail * st.f_frsize)} free"
-        except OSError:
-            free = ""
-        size = [f"{_megabytes(needed)} needed"] if needed is not None else []
-        space = ", ".join([*size, free] if free else size)
-        space = f" ({space})" if space else ""
-        kept = f"; the previous {path.name} is unchanged" if path.exists() else ""
-        return CnnzooError(
-            f"no space left on the device holding {where}{space} while writing {path.name}"
-            f"{kept}: free some space or write elsewhere"
-        )
-    if err.errno == errno.EROFS:
-        return CnnzooError(f"cannot write {path}: {where} is on a read-only file system")
-    if err.errno in (errno.EACCES, errno.EPERM):
-        return CnnzooError(f"cannot write {path}: permission denied in {where}")
-    if err.errno in (errno.ENOTDIR, errno.EEXIST) and not where.is_dir():
-        blocker = next((p for p in (where, *where.parents) if p.exists()), where)
-        return CnnzooError(f"cannot write {path}: {blocker} is a file, not a directory")
-    if err.errno == errno.EISDIR:
-        return CnnzooError(f"cannot write {path}: it is a directory")
-    if err.errno is None:  # not the system's word on the disk: keep it, with its traceback
-        return err
-    return CnnzooError(f"cannot write {path}: {err.strerror or type(err).__name__}")
 
 
 def save_checkpoint(

@@ -20,6 +20,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .errors import CnnzooError
+from .paths import write_error
 
 FORMATS = ("onnx", "torchscript", "exported")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "exported": ".pt2"}
@@ -261,9 +262,19 @@ def _export_checked(
     if format == "exported" and path.suffix != ".pt2":
         raise CnnzooError(f"a torch.export archive must be named *.pt2, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    {"onnx": _export_onnx, "torchscript": _export_torchscript, "exported": _export_program}[format](
-        model, example, path, opset
-    )
+    exporter = {
+        "onnx": _export_onnx,
+        "torchscript": _export_torchscript,
+        "exported": _export_program,
+    }
+    try:
+        exporter[format](model, example, path, opset)
+    except OSError as err:  # a full disk: no half-written file stays, and one line says so
+        if err.errno is None:
+            raise
+        for part in (path, path.with_name(path.name + ".data")):  # ONNX's external data too
+            part.unlink(missing_ok=True)
+        raise write_error(err, path) from err
     check_x = torch.randn(example.shape[0] + 1, *example.shape[1:])
     diff = ref_max = float("nan")
     if check:

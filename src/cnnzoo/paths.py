@@ -3,9 +3,11 @@ that can be read without blocking."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import CnnzooError
@@ -62,3 +64,63 @@ def check_readable(text: str) -> None:
         raise CnnzooError(f"{text} is a directory; give a file")
     if not path.is_file():
         raise CnnzooError(f"{text} is not a regular file (a pipe or a device?); give a file")
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e6:.3f} MB"
+
+
+def write_error(err: OSError, path: Path, needed: int | None = None) -> Exception:
+    """One line for an ``OSError`` met writing ``path``, naming the file and what to do (a
+    ``CnnzooError``), or ``err`` itself when it carries no errno (not the system's word on the
+    disk: it keeps its traceback). ``needed`` is the size of what was being written, in bytes."""
+    path = Path(path)
+    where = path.parent
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            st = os.statvfs(where)
+            free = f"{_megabytes(st.f_bavail * st.f_frsize)} free"
+        except OSError:
+            free = ""
+        size = [f"{_megabytes(needed)} needed"] if needed is not None else []
+        space = ", ".join([*size, free] if free else size)
+        space = f" ({space})" if space else ""
+        kept = f"; the previous {path.name} is unchanged" if path.exists() else ""
+        return CnnzooError(
+            f"no space left on the device holding {where}{space} while writing {path.name}"
+            f"{kept}: free some space or write elsewhere"
+        )
+    if err.errno == errno.EROFS:
+        return CnnzooError(f"cannot write {path}: {where} is on a read-only file system")
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return CnnzooError(f"cannot write {path}: permission denied in {where}")
+    if err.errno in (errno.ENOTDIR, errno.EEXIST) and not where.is_dir():
+        blocker = next((p for p in (where, *where.parents) if p.exists()), where)
+        return CnnzooError(f"cannot write {path}: {blocker} is a file, not a directory")
+    if err.errno == errno.EISDIR:
+        return CnnzooError(f"cannot write {path}: it is a directory")
+    if err.errno is None:  # not the system's word on the disk: keep it, with its traceback
+        return err
+    return CnnzooError(f"cannot write {path}: {err.strerror or type(err).__name__}")
+
+
+@contextlib.contextmanager
+def written(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` for the block to write (it keeps the suffix), renamed over
+    ``path`` when the block ends: no reader sees half a file. On a failure the temporary file
+    goes, the previous ``path`` stays, and an ``OSError`` with an errno (a full or read-only disk)
+    becomes one line (``write_error``)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)  # first, so that the free space reported is what is free
+        new = write_error(err, path)
+        if new is err:
+            raise
+        raise new from err
+    finally:
+        tmp.unlink(missing_ok=True)

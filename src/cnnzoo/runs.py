@@ -20,6 +20,7 @@ from torch import nn
 
 from .checkpoint import VERSION, load_checkpoint, save_checkpoint
 from .errors import CheckpointError, CnnzooError, DataError
+from .paths import written
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what torchvision's and timm's ImageNet weights expect
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -655,8 +656,8 @@ def save_features(
     import numpy as np
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:  # savez would append .npz to a name without it
+    # savez would append .npz to a name without it; a full disk leaves no half-written file
+    with written(path) as tmp, open(tmp, "wb") as f:
         np.savez(
             f,
             features=features.numpy(),

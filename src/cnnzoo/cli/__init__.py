@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import importlib
 import os
 import sys
@@ -89,6 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `cnnzoo show vgg16 | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
         return 0
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # a writer without its own check (a picture, a report): the disk is full, say so
+        print(f"cnnzoo {args.command}: error: {_disk_full(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"cnnzoo {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _disk_full(err: OSError) -> str:
+    where = f" while writing {err.filename}" if err.filename else ""
+    return f"no space left on the device{where}: free some space or write elsewhere"

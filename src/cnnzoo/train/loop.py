@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, load_state_dict_checked, write_error
+from ..checkpoint import load_checkpoint, load_state_dict_checked
 from ..data import DataBundle, check_trainable, make_loader
 from ..errors import CheckpointError, CnnzooError
+from ..paths import write_error
 from ..runs import TRAIN_STATE_KEYS, Checkpoint, DataSpec, Preprocess, RunLock
 from ..viz import plot_curves
 from .config import TrainConfig
