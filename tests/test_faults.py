@@ -254,6 +254,7 @@ def finished_run(tmp_path_factory):
     [
         ["--data", "fashion-mnist"],
         ["--img-size", "28"],
+        ["--in-chans", "3"],
         ["--augment", "none"],
         ["--model-arg", "act=tanh"],
         ["--limit", "32"],
