@@ -79,3 +79,39 @@ def test_python_fit_applies_the_default_policy(monkeypatch, tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_this_processs_own_workers_are_not_counted_as_other_processes():
+    """torch's OpenMP workers keep running (spinning) after each parallel region; counted as
+    other processes they made an idle machine look busy, and the default alternated 2, 1, 2."""
+    import threading
+
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    x = torch.randn(1200, 1200)
+    stop = threading.Event()
+
+    def work():
+        while not stop.is_set():
+            x @ x
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    try:
+        seen = max(threads._own_running() for _ in range(200))
+    finally:
+        stop.set()
+        worker.join()
+        torch.set_num_threads(before)
+    assert seen >= 2  # this reader and at least one of torch's threads, all of this process
+
+
+def test_a_momentary_task_does_not_take_a_core(monkeypatch):
+    reads = iter([1, 0, 1, 1, 1])  # a task that ran for one read of five
+    monkeypatch.setattr(threads, "_cpus", lambda: 2)
+    monkeypatch.setattr(threads, "_others_running", lambda: next(reads))
+    monkeypatch.setattr(threads, "SAMPLE_GAP", 0.0)
+    assert threads.default_threads() == 2
+    monkeypatch.setattr(threads, "_others_running", lambda: 1)  # one that stays
+    assert threads.default_threads() == 1

@@ -15,6 +15,7 @@ is idle, fewer when it is busy. An explicit count always wins.
 from __future__ import annotations
 
 import os
+import time
 
 __all__ = ["apply_threads", "default_threads"]
 
@@ -26,22 +27,55 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _own_running() -> int:
+    """This process's threads that are runnable now (at least the one reading this).
+
+    torch's OpenMP workers spin for a while after each parallel region, so they show as running
+    tasks in ``/proc/loadavg``: counted as "other" processes, an idle machine looked busy to a
+    process that had already computed with two threads, and the default alternated between 2
+    and 1 from one call to the next."""
+    running = 0
+    try:
+        for task in os.scandir("/proc/self/task"):
+            with open(os.path.join(task.path, "stat")) as f:
+                # the state follows the command name, which is in parentheses and may hold spaces
+                if f.read().rpartition(")")[2].split()[0] == "R":
+                    running += 1
+    except (OSError, IndexError):
+        pass
+    return max(1, running)
+
+
 def _others_running() -> int | None:
-    """Runnable tasks other than this one right now, or None where the system does not say."""
+    """Runnable tasks of other processes right now, or None where the system does not say."""
+    before = _own_running()  # a spinning worker may stop between the two reads: count it
     try:
         with open("/proc/loadavg") as f:
             running = int(f.read().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return None
-    return max(0, running - 1)  # this process is running while it reads the file
+    return max(0, running - max(before, _own_running()))
+
+
+SAMPLES = 5  # reads of the running count, SAMPLE_GAP seconds apart: the least is the load
+SAMPLE_GAP = 0.002
 
 
 def default_threads() -> int:
-    """The cores this process may use, less those other runnable processes hold now."""
-    cpus, others = _cpus(), _others_running()
-    if others is None:
+    """The cores this process may use, less those other runnable processes hold now.
+
+    The running count is a snapshot: a task that runs for a millisecond shows in one read in
+    twenty on an idle machine, so the count is read a few times and the least taken. Processes
+    that keep cores busy show in every read."""
+    cpus = _cpus()
+    reads = []
+    for i in range(SAMPLES):
+        if i:
+            time.sleep(SAMPLE_GAP)
+        reads.append(_others_running())
+    if None in reads:
         return cpus
-    return max(1, min(cpus, cpus - others))
+    return max(1, min(cpus, cpus - min(reads)))
 
 
 def apply_threads(n: int | None) -> int:

@@ -491,7 +491,8 @@ def fit(
     rank = dist_info()[0]
     lock = RunLock(out) if rank == 0 else contextlib.nullcontext()
     with lock, _deterministic_mode(config):
-        _apply_threads(config.threads)
+        resume = _resume_checkpoint(resume)
+        config = _with_thread_count(config, resume)
         s = setup(
             model,
             bundle,
@@ -637,6 +638,18 @@ def apply_run_threads(config: TrainConfig) -> None:
     only. ``None`` leaves the caller's (the command line's) choice."""
     if config.threads is not None:
         _apply_threads(config.threads)
+
+
+def _with_thread_count(config: TrainConfig, resume: Checkpoint | None) -> TrainConfig:
+    """Apply the run's thread count and return the config that records it: the config's own, or
+    on a resume the count the checkpoint ran with, or else the default policy's choice. Stored
+    in the checkpoints, it makes a resume compute as the run did (reductions' last bits follow
+    the thread count) without the caller repeating it."""
+    n = config.threads
+    if n is None and resume is not None:
+        n = (resume.config or {}).get("threads")
+    _apply_threads(n)
+    return replace(config, threads=torch.get_num_threads())
 
 
 def _apply_threads(n: int | None) -> None:
