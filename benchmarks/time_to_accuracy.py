@@ -196,7 +196,6 @@ def lenet_only(quick: bool = False) -> Section:
 # the ablation: fashion-fast, then one change at a time, each step keeping the ones before it
 ABLATION = [
     ("round-1 recipe fashion-fast", None, {}),
-    ("fp32 instead of bf16 autocast (no bf16 instructions here)", None, {"amp": False}),
     ("+ flip-alt+translate on the batch", None, {"batch_augment": "flip-alt+translate"}),
     ("+ warm-up, linear decay; smoothing 0.2", None, {"sched": "warmup-linear",
                                                      "warmup_epochs": 2.0,
