@@ -653,7 +653,7 @@ def _with_thread_count(config: TrainConfig, resume: Checkpoint | None) -> TrainC
 
 
 def _apply_threads(n: int | None) -> None:
-    """The run's CPU thread count (``TrainConfig.threads``); None leaves torch's setting."""
+    """Set the CPU thread count: ``n``, or the default policy's (``cnnzoo.threads``) for None."""
     try:
         from ..threads import apply_threads  # the library's thread policy, where it exists
     except ImportError:
