@@ -9,7 +9,7 @@ imports no torch; any other option (``--input``, ``--batch``, ``--depth``, ``--f
     python -m cnnzoo.modeltable          # rewrites models.json and summaries.txt
 
 It records a fingerprint of every source file the summary reads (the models, the registry, the
-analysis, the size notation, the command itself) and of the installed torch's version file. When
+analysis, the size notation, this module) and of the installed torch's version file. When
 one of them changes the stored text is not used (the summary is computed live: correct, slower)
 and ``tests/test_cli_startup.py`` fails until the file is regenerated; the same test compares
 every stored table with a live analysis.
@@ -23,11 +23,19 @@ import importlib.util
 import io
 from pathlib import Path
 
-__all__ = ["SUMMARIES_PATH", "build_texts", "source_fingerprint", "stored_summary", "write_file"]
+__all__ = [
+    "SUMMARIES_PATH",
+    "build_texts",
+    "model_for_input",
+    "source_fingerprint",
+    "stored_summary",
+    "summary_text",
+    "write_file",
+]
 
 _PACKAGE = Path(__file__).resolve().parent
 SUMMARIES_PATH = _PACKAGE / "resources" / "summaries.txt"
-_SOURCES = ("registry.py", "notation.py", "errors.py", "cli/summary.py", "analysis/__init__.py",
+_SOURCES = ("registry.py", "notation.py", "errors.py", "summarytable.py", "analysis/__init__.py",
             "analysis/memory.py", "analysis/report.py", "analysis/rf.py", "analysis/rules.py",
             "analysis/trace.py")  # fmt: skip
 _MARK = "==> "  # starts the line before each model's text: "==> alexnet <=="
@@ -72,17 +80,52 @@ def stored_summary(name: str, path: Path = SUMMARIES_PATH) -> str | None:
     return body[start : len(body) if end < 0 else end + 1]
 
 
+def model_for_input(name: str, chw: tuple[int, int, int] | None = None,
+                    num_classes: int | None = None, device: str = "meta"):  # fmt: skip
+    """The registered model ``name`` built for an input of ``chw`` (C, H, W; default the size it
+    was designed for: another channel count builds it for those channels, as for grey images or
+    AlphaGo's planes), its ``ModelInfo`` and the input size used."""
+    from .errors import CnnzooError
+    from .registry import create_model, get_model_info
+
+    info = get_model_info(name)
+    size = tuple(chw) if chw else tuple(info.input_size)
+    in_chans = size[0] if size[0] != info.input_size[0] else None
+    try:
+        model = create_model(name, num_classes=num_classes, in_chans=in_chans, device=device)
+    except TypeError as err:
+        raise CnnzooError(f"{name} cannot be built for {size[0]} channels: {err}") from None
+    return model, info, size
+
+
+def summary_text(name: str, chw: tuple[int, int, int] | None = None, batch: int = 1,
+                 depth: int | None = None, fmt: str = "table",
+                 num_classes: int | None = None) -> str:  # fmt: skip
+    """What ``cnnzoo summary`` prints for ``name``, from an analysis run now on the meta device
+    (``fmt``: table, markdown, csv or json)."""
+    from .analysis import analyze
+
+    model, info, size = model_for_input(name, chw, num_classes)
+    report = analyze(model, size, batch_size=batch, name=name)
+    if fmt == "json":
+        return report.to_json() + "\n"
+    if fmt == "csv":
+        return report.to_csv()
+    if fmt == "markdown":
+        return report.to_markdown()
+    return f"# {info.name}: {info.paper}\n" + report.to_table(depth=depth)
+
+
 def build_texts() -> dict[str, str]:
     """Every registered model's default summary, computed live. A model whose summary writes to
     stderr (a warning) is left out, so that the command says it as it should."""
-    from .cli.summary import live_summary
     from .registry import list_models
 
     texts = {}
     for name in list_models():
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
-            text = live_summary(name)
+            text = summary_text(name)
         if not err.getvalue():
             texts[name] = text
     return texts

@@ -37,24 +37,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 def zoo_model(name: str, input_text: str | None, num_classes: int | None, command: str,
               device: str = "meta"):  # fmt: skip
     """The registered model ``name`` built for ``--input`` (in the lecture's notation, default the
-    size it was designed for; another channel count builds it for those channels), its info, and
-    the input size as (C, H, W). Shared by the commands that take a model and an input size."""
-    from ..registry import create_model, get_model_info
+    size it was designed for), its info, and the input size as (C, H, W); a size read as
+    C x H x W is said in one line. Shared by the commands that take a model and an input size."""
+    from ..summarytable import model_for_input
 
-    info = get_model_info(name)
-    size = info.input_size
-    if input_text:
-        given = parse_size(input_text, chans=info.input_size[0])
-        if given.note:  # 3x227x227: read as C x H x W, and said so
-            print(f"cnnzoo {command}: note: {given.note}", file=sys.stderr)
-        size = given.chw
-    # An input with another channel count builds the model for it (grey images, AlphaGo planes).
-    in_chans = size[0] if size[0] != info.input_size[0] else None
-    try:
-        model = create_model(name, num_classes=num_classes, in_chans=in_chans, device=device)
-    except TypeError as err:
-        raise CnnzooError(f"{name} cannot be built for {size[0]} channels: {err}") from None
-    return model, info, size
+    return model_for_input(name, _size(name, input_text, command), num_classes, device)
+
+
+def _size(name: str, input_text: str | None, command: str) -> tuple[int, int, int] | None:
+    if not input_text:
+        return None
+    from ..registry import get_model_info
+
+    given = parse_size(input_text, chans=get_model_info(name).input_size[0])
+    if given.note:  # 3x227x227: read as C x H x W, and said so
+        print(f"cnnzoo {command}: note: {given.note}", file=sys.stderr)
+    return given.chw
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -79,14 +77,6 @@ def live_summary(name: str, input_text: str | None = None, batch: int = 1,
                  num_classes: int | None = None) -> str:  # fmt: skip
     """What ``cnnzoo summary`` prints, from an analysis run now (cnnzoo.summarytable stores it
     for the default options)."""
-    from ..analysis import analyze
+    from ..summarytable import summary_text
 
-    model, info, size = zoo_model(name, input_text, num_classes, "summary")
-    report = analyze(model, size, batch_size=batch, name=name)
-    if fmt == "json":
-        return report.to_json() + "\n"
-    if fmt == "csv":
-        return report.to_csv()
-    if fmt == "markdown":
-        return report.to_markdown()
-    return f"# {info.name}: {info.paper}\n" + report.to_table(depth=depth)
+    return summary_text(name, _size(name, input_text, "summary"), batch, depth, fmt, num_classes)
