@@ -51,35 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..errors import CnnzooError
-    from ..train.run import Run
-
     one_line_warnings()
-    config = config_overrides(args)
-    if args.resume:
-        given = [k for k in RESUME_REFUSES if getattr(args, k) not in (None, False, [])]
-        if given:
-            flags = ", ".join("--" + k.replace("_", "-") for k in given)
-            raise CnnzooError(f"--resume continues a run as it was configured; drop {flags}")
-        run = Run.resume(args.resume, **config)
-        if args.model and args.model != run.model_name:
-            raise CnnzooError(f"{args.resume} is a run of {run.model_name!r}, not {args.model!r}")
-    else:
-        run = Run.new(
-            args.model,
-            args.data,
-            out=args.out,
-            recipe=args.recipe,
-            model_args=parse_model_args(args.model_arg),
-            in_chans=args.in_chans,
-            img_size=parse_img_size(args.img_size),
-            augment=args.augment,
-            val_fraction=args.val_fraction,
-            data_dir=args.data_dir,
-            limit=args.limit,
-            pretrained=args.pretrained,
-            **config,
-        )
+    run = _resumed(args) if args.resume else _new(args)
     from ..train.distributed import is_main_process
 
     say = print if is_main_process() else (lambda *a, **k: None)
@@ -96,3 +69,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     keys = ("best_val_acc", "best_epoch", "last", "best", "test_acc_last", "test_tta")
     say("cnnzoo train: done " + json.dumps({k: result[k] for k in keys if k in result}))
     return 0
+
+
+def _resumed(args: argparse.Namespace):
+    """``Run.resume`` of ``--resume``, refusing the options a resume cannot change."""
+    from ..errors import CnnzooError
+    from ..train.run import Run
+
+    given = [k for k in RESUME_REFUSES if getattr(args, k) not in (None, False, [])]
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise CnnzooError(f"--resume continues a run as it was configured; drop {flags}")
+    run = Run.resume(args.resume, **config_overrides(args))
+    if args.model and args.model != run.model_name:
+        raise CnnzooError(f"{args.resume} is a run of {run.model_name!r}, not {args.model!r}")
+    return run
+
+
+def _new(args: argparse.Namespace):
+    """``Run.new`` from the command line's options."""
+    from ..train.run import Run
+
+    return Run.new(
+        args.model,
+        args.data,
+        out=args.out,
+        recipe=args.recipe,
+        model_args=parse_model_args(args.model_arg),
+        in_chans=args.in_chans,
+        img_size=parse_img_size(args.img_size),
+        augment=args.augment,
+        val_fraction=args.val_fraction,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        pretrained=args.pretrained,
+        **config_overrides(args),
+    )
