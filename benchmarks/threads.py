@@ -34,9 +34,11 @@ ENVIRONMENTS = {  # label -> extra environment of the worker process
     "KMP_BLOCKTIME=0": {"KMP_BLOCKTIME": "0"},
 }
 SETTINGS = ["torch default", "--threads 1", "cnnzoo default"]
+WARMUP = 10  # untimed steps after each change of thread count
+MIN_SECONDS = 1.5  # each timed window lasts at least this long (and at least --steps steps)
 
 
-def worker(steps: int, rounds: int, batch: int = 64) -> dict:
+def worker(steps: int, rounds: int, batch: int = 64, min_seconds: float = MIN_SECONDS) -> dict:
     """Milliseconds per LeNet-5 training step (SGD, batch ``batch`` of 1x32x32) for each thread
     setting, medians over ``rounds`` alternating rounds of ``steps`` steps each."""
     import torch
@@ -65,24 +67,25 @@ def worker(steps: int, rounds: int, batch: int = 64) -> dict:
     for _ in range(rounds):
         for setting in SETTINGS:
             used[setting].append(counts[setting]())
-            for _ in range(3):  # warm-up at this count
+            for _ in range(WARMUP):  # at this count: OpenMP starts its new team of threads
                 step()
-            start = time.perf_counter()
-            for _ in range(steps):
-                step()
-            times[setting].append((time.perf_counter() - start) / steps * 1e3)
+            start, done = time.perf_counter(), 0
+            while done < steps or time.perf_counter() - start < min_seconds:
+                step()  # an idle machine's 5-ms steps: a 150-ms window was mostly noise
+                done += 1
+            times[setting].append((time.perf_counter() - start) / done * 1e3)
     return {
         s: {"ms": statistics.median(times[s]), "threads": sorted(set(used[s]))} for s in SETTINGS
     }
 
 
-def _run_worker(extra_env: dict, steps: int, rounds: int) -> dict:
+def _run_worker(extra_env: dict, steps: int, rounds: int, min_seconds: float) -> dict:
     env = {**os.environ, **extra_env}
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
     for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # torch's own default, not the caller's
         env.pop(key, None)
     argv = [sys.executable, "-m", "benchmarks.threads", "--worker"]
-    argv += ["--steps", str(steps), "--rounds", str(rounds)]
+    argv += ["--steps", str(steps), "--rounds", str(rounds), "--min-seconds", str(min_seconds)]
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1200, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -93,7 +96,7 @@ def _busy_loops(n: int) -> list[subprocess.Popen]:
 
 
 def run(quick: bool = False) -> Section:
-    steps, rounds = (3, 1) if quick else (30, 3)
+    steps, rounds, min_seconds = (3, 1, 0.0) if quick else (30, 3, MIN_SECONDS)
     environments = {"default": {}} if quick else ENVIRONMENTS  # a smoke run: one of each
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     rows, loads = [], {}
@@ -102,7 +105,10 @@ def run(quick: bool = False) -> Section:
         try:
             time.sleep(1.0 if hogs else 0.0)  # let the loops reach the run queue
             before = os.getloadavg()[0]
-            results = {name: _run_worker(env, steps, rounds) for name, env in environments.items()}
+            results = {
+                name: _run_worker(env, steps, rounds, min_seconds)
+                for name, env in environments.items()
+            }
             loads[machine_state] = (before, os.getloadavg()[0])
         finally:
             for hog in hogs:
@@ -118,8 +124,9 @@ def run(quick: bool = False) -> Section:
             rows.append(row)
     notes = [_reading(results)]  # the busy state's, the last one measured
     notes += [
-        f"LeNet-5 training steps, SGD, batch 64 of 1x32x32, {steps} timed steps per setting after "
-        f"3 warm-up steps, median of {rounds} alternating round(s) inside each worker process; "
+        f"LeNet-5 training steps, SGD, batch 64 of 1x32x32, at least {steps} timed steps and "
+        f"{min_seconds} s per setting after {WARMUP} warm-up steps, median of {rounds} "
+        f"alternating round(s) inside each worker process; "
         f"{cores} cores",
         "1-minute load average before/after each state (the machine is shared with other work): "
         + "; ".join(f"{state}: {a:.2f} -> {b:.2f}" for state, (a, b) in loads.items()),
@@ -153,10 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--worker", action="store_true", help="time the settings in this process")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--min-seconds", type=float, default=MIN_SECONDS)
     p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
     if args.worker:
-        print(json.dumps(worker(args.steps, args.rounds)))
+        print(json.dumps(worker(args.steps, args.rounds, min_seconds=args.min_seconds)))
     else:
         print(run(quick=args.quick).to_markdown())
     return 0
