@@ -31,9 +31,10 @@ SIZE_OPTIONS = ("--input", "--size")  # text options read by cnnzoo.notation.par
 
 def all_parsers():
     """(command words, parser) for every command and sub-command (calc conv, viz filters...)."""
-    seen = set()
+    seen, alive = set(), []  # ids of live objects only: a freed parser's id is used again
     for command in HELP:
         parser, _ = _build(command)
+        alive.append(parser)
         stack = [((), parser)]
         while stack:
             words, p = stack.pop()
