@@ -93,7 +93,7 @@ class FineTune:
             if (self.out / "last.pt").exists():
                 raise CnnzooError(f"{self.out} already holds a run; choose another --out")
             seed_everything(self.config.seed)  # fit selects (and restores) deterministic kernels
-            apply_run_threads(self.config)  # before the data: its statistics are reductions
+            self.config = apply_run_threads(self.config)  # before the data, which it reduces
             bundle = self.load_data(strict, download)
             if announce is not None:
                 how = (

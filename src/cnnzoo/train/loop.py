@@ -492,7 +492,7 @@ def fit(
     lock = RunLock(out) if rank == 0 else contextlib.nullcontext()
     with lock, _deterministic_mode(config):
         resume = _resume_checkpoint(resume)
-        config = _with_thread_count(config, resume)
+        config = apply_run_threads(config, resume)
         s = setup(
             model,
             bundle,
@@ -629,22 +629,15 @@ def _fault_point(name: str) -> None:
     time.sleep(float(seconds or 30))
 
 
-def apply_run_threads(config: TrainConfig) -> None:
-    """Set the run's own thread count, where it has one, before anything that computes.
+def apply_run_threads(config: TrainConfig, resume: Checkpoint | None = None) -> TrainConfig:
+    """Set the run's CPU thread count before anything computes, and return the config that
+    records it: the config's own count, or on a resume the count the checkpoint ran with, or
+    else the default policy's choice (``cnnzoo.threads``).
 
-    The data's mean and std are reductions, whose last bit depends on how many threads share
-    them: a resume that loaded its data with the command line's default (all idle cores) while
-    the run was trained with ``--threads 1`` drifted from it in the 7th digit, on idle minutes
-    only. ``None`` leaves the caller's (the command line's) choice."""
-    if config.threads is not None:
-        _apply_threads(config.threads)
-
-
-def _with_thread_count(config: TrainConfig, resume: Checkpoint | None) -> TrainConfig:
-    """Apply the run's thread count and return the config that records it: the config's own, or
-    on a resume the count the checkpoint ran with, or else the default policy's choice. Stored
-    in the checkpoints, it makes a resume compute as the run did (reductions' last bits follow
-    the thread count) without the caller repeating it."""
+    The data's mean and std and every reduction of training have last bits that follow the
+    thread count: a resume that computed with another count than its run (one loaded with all
+    idle cores, the run trained with ``--threads 1``) drifted from it in the 7th digit. Stored in
+    the checkpoints, the count makes a resume compute as the run did without being repeated."""
     n = config.threads
     if n is None and resume is not None:
         n = (resume.config or {}).get("threads")

@@ -176,11 +176,7 @@ class Run:
             main = is_main_process()
             with RunLock(self.out) if main else contextlib.nullcontext(), _sigterm_as_sigint():
                 seed_everything(self.config.seed)  # fit selects and restores deterministic kernels
-                apply_run_threads(self.config)  # before the data: its statistics are reductions
-                if self.config.threads is None:  # the count it runs with, kept for its resume
-                    import torch
-
-                    self.config = replace(self.config, threads=torch.get_num_threads())
+                self.config = apply_run_threads(self.config)  # before the data: kept for resume
                 bundle = self.load_data(strict, download, data_dir)
                 if self.resume_from is None and (self.out / "last.pt").exists():
                     raise CnnzooError(
