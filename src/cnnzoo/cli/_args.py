@@ -10,6 +10,7 @@ own parsers and checks (``cnnzoo.notation``, ``cnnzoo.paths``, the tricks), impo
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 from collections.abc import Callable
 
@@ -57,32 +58,27 @@ def _checked(check: Callable[[str], object], what: str, prefix: str = "") -> Cal
     return parse
 
 
-def _tta(text: str) -> object:
-    from ..train.tricks.tta import parse_tta
-
-    return parse_tta(text)
-
-
-def _augment(text: str) -> object:
-    from ..train.tricks.augment import parse_augment
-
-    return parse_augment(text)
+def _library(module: str, name: str, *args, **kwargs) -> Callable[[str], object]:
+    """``cnnzoo.MODULE.NAME(text, *args, **kwargs)``, a parser or check of the library, imported
+    when first called (``--help`` and ``calc`` import none of them)."""
+    return lambda text: getattr(importlib.import_module(f"cnnzoo.{module}"), name)(
+        text, *args, **kwargs
+    )
 
 
 # test-time views (none, flip, translate, joined by ','): --tta, --test-tta
-tta_spec: Callable[[str], str] = _checked(_tta, "test-time views")
+tta_spec: Callable[[str], str] = _checked(
+    _library("train.tricks.tta", "parse_tta"), "test-time views"
+)
 # augmentation on the batch (flip-alt, flip, translate[:N], joined by '+' or ','): --batch-augment
-batch_augment_spec: Callable[[str], str] = _checked(_augment, "a batch augmentation")
+batch_augment_spec: Callable[[str], str] = _checked(
+    _library("train.tricks.augment", "parse_augment"), "a batch augmentation"
+)
 
 
 def _size_text(option: str, max_side: int, what: str) -> Callable[[str], str]:
     """A size option read by ``cnnzoo.notation.parse_size`` (sides from 1 to ``max_side``)."""
-
-    def check(text: str) -> object:
-        from ..notation import parse_size
-
-        return parse_size(text, option=option, max_side=max_side)
-
+    check = _library("notation", "parse_size", option=option, max_side=max_side)
     return _checked(check, what, prefix=f"{option}: ")
 
 
@@ -97,12 +93,7 @@ plot_size: Callable[[str], str] = _size_text("--plot-size", 8000, "a size WxH in
 def _writable(kind: str, keep_runs: bool = True) -> Callable[[str], str]:
     """An output path (``kind`` "file" or "dir") that ``cnnzoo.paths.check_writable`` accepts:
     its nearest existing folder can really hold a new file, and it is no run's checkpoint."""
-
-    def check(text: str) -> None:
-        from ..paths import check_writable
-
-        check_writable(text, kind, keep_runs)
-
+    check = _library("paths", "check_writable", kind, keep_runs)
     return _checked(check, f"a writable {kind} path")
 
 
@@ -112,14 +103,8 @@ output_dir: Callable[[str], str] = _writable("dir")
 weights_file: Callable[[str], str] = _writable("file", keep_runs=False)
 
 
-def _readable(text: str) -> None:
-    from ..paths import check_readable
-
-    check_readable(text)
-
-
 # An input file read as a whole (a directory or a FIFO is refused without opening it).
-input_file: Callable[[str], str] = _checked(_readable, "a readable file")
+input_file: Callable[[str], str] = _checked(_library("paths", "check_readable"), "a readable file")
 
 
 class OneLineParser(argparse.ArgumentParser):
