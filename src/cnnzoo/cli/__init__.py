@@ -102,5 +102,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _disk_full(err: OSError) -> str:
-    where = f" while writing {err.filename}" if err.filename else ""
-    return f"no space left on the device{where}: free some space or write elsewhere"
+    if err.filename:  # the library's one line for it, with the space needed and free
+        from ..paths import write_error
+
+        return str(write_error(err, err.filename))
+    return "no space left on the device: free some space or write elsewhere"
