@@ -139,7 +139,7 @@ def test_long_titles_of_narrow_grids_are_not_clipped():
         assert _inside(box, fig), (box, fig.bbox)
         tiles_top = max(ax.get_window_extent().y1 for ax in fig.axes)
         assert box.y0 >= tiles_top
-        expected = title or "features.0: 6 filters 5x5 (mean over 1 input channels, filter scale)"
+        expected = title or "features.0: 6 filters 5x5 (one input channel, filter scale)"
         assert text.get_text().split() == expected.split()  # every word kept
         import matplotlib.pyplot as plt
 

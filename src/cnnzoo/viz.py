@@ -169,7 +169,10 @@ def filters_figure(
     rows, cols = grid_shape(w.shape[0])
     kh, kw = w.shape[-2:]
     tile = max(0.45, min(1.0, 9.0 / cols))
-    what = "RGB" if rgb else f"mean over {conv.weight.shape[1]} input channels"
+    chans = conv.weight.shape[1]
+    what = (
+        "RGB" if rgb else "one input channel" if chans == 1 else f"mean over {chans} input channels"
+    )
     fig, axes = _grid_figure(
         rows,
         cols,
