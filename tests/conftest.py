@@ -10,6 +10,13 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _no_thread_count_from_the_caller(monkeypatch):
+    """The thread policy's tests see the policy, whatever OMP_NUM_THREADS the caller set (a
+    test of that variable sets it itself)."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One intra-op thread for a module of tiny models and inputs: a second thread gains little,

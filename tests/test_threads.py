@@ -24,6 +24,16 @@ def test_default_leaves_out_busy_cores(monkeypatch, cpus, others, expected):
     assert threads.default_threads() == expected
 
 
+@pytest.mark.parametrize("env, expected", [("1", 1), ("3", 3), ("0", 4), ("two", 4), ("", 4)])
+def test_omp_num_threads_is_taken_as_torch_takes_it(monkeypatch, env, expected):
+    """A positive OMP_NUM_THREADS is the count, on an idle 4-core machine too; a value torch
+    would not take leaves the policy's count (here all 4 cores)."""
+    monkeypatch.setattr(threads, "_cpus", lambda: 4)
+    monkeypatch.setattr(threads, "_others_running", lambda: 0)
+    monkeypatch.setenv("OMP_NUM_THREADS", env)
+    assert threads.default_threads() == expected
+
+
 def test_default_without_load_information_uses_every_core(monkeypatch):
     monkeypatch.setattr(threads, "_cpus", lambda: 4)
     monkeypatch.setattr(threads, "_others_running", lambda: None)
@@ -41,6 +51,9 @@ class _Applied(Exception):
         (["train", "lenet5", "--data", "digits", "--threads", "2"], 2),
         (["finetune", "lenet5", "--data", "digits"], None),
         (["features", "lenet5", "--data", "digits"], None),
+        (["features", "lenet5", "--data", "digits", "--threads", "1"], 1),
+        (["profile", "lenet5"], None),
+        (["profile", "lenet5", "--threads", "1"], 1),
         (["demo"], 1),  # the demo's tiny model: one thread
     ],
 )
@@ -115,3 +128,22 @@ def test_a_momentary_task_does_not_take_a_core(monkeypatch):
     assert threads.default_threads() == 2
     monkeypatch.setattr(threads, "_others_running", lambda: 1)  # one that stays
     assert threads.default_threads() == 1
+
+
+def test_profile_measures_with_the_thread_count_it_was_given(capsys):
+    """``profile --threads 1`` times with one thread, and its report says so."""
+    import json
+
+    import torch
+
+    from cnnzoo.cli import main
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["profile", "lenet5", "--threads", "1", "--repeats", "1", "--warmup", "0",
+                     "--batch", "1", "--format", "json"]) == 0  # fmt: skip
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    report = json.loads(capsys.readouterr().out)
+    assert report["machine"].endswith(", 1 threads")

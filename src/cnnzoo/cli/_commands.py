@@ -74,5 +74,5 @@ HELP = {
     ),
 }
 
-# Commands that train or embed on the CPU: cnnzoo.threads picks their thread count.
-THREADED = {"train", "finetune", "features", "demo"}
+# Commands that train, embed or time on the CPU: --threads, or cnnzoo.threads's policy.
+THREADED = {"train", "finetune", "features", "demo", "profile"}

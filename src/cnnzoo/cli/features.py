@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="directory with the dataset files (IDX, CIFAR batches)")
     p.add_argument("--split", choices=SPLITS, default="all", help="which images (default: all)")
     p.add_argument("--limit", type=positive_int, help="at most this many images of each split")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        help="torch CPU threads (default: the cores no other process is using)",
+    )
     p.add_argument("--layer", help="a module name (see `cnnzoo show`); default: pre-logits")
     p.add_argument(
         "--pool",

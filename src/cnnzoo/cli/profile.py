@@ -38,6 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="median",
         help="of the repeats (default median; means add up however a busy machine stalls)",
     )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        help="torch CPU threads (default: the cores no other process is using)",
+    )
     p.add_argument("--format", choices=FORMATS, default="table", help="output format")
     p.add_argument(
         "--plot",
