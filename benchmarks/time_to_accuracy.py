@@ -18,6 +18,7 @@ Test accuracy is reported, never used to choose: the recipes were chosen on vali
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -105,11 +106,9 @@ def accuracy_curve(
     and memory format), on the epochs whose validation accuracy reaches ``score_from`` and on the
     last one (elsewhere ``"test acc"`` is None); ``also_views`` scores a second set of test-time
     views on the same weights as ``"test acc, also"``."""
-    import torch
-
     from cnnzoo.runs import Checkpoint
-    from cnnzoo.train import Run, evaluate
-    from cnnzoo.train.loop import amp_dtype_of, fit, seed_everything
+    from cnnzoo.train import Run
+    from cnnzoo.train.loop import final_test, fit, seed_everything
 
     with tempfile.TemporaryDirectory() as tmp:
         over = {**config, "progress": False, "tensorboard": False, "plots": False, "seed": seed}
@@ -121,14 +120,10 @@ def accuracy_curve(
         net = run.build_model(bundle.num_classes)
         args = {**run.model_args, "num_classes": bundle.num_classes}
         cfg = run.config
-        cpu = torch.device("cpu")
 
-        def test(net, views: str) -> float:
-            dtype = amp_dtype_of(cfg, cpu)
-            data, classes, batch = bundle.test, bundle.classes, cfg.eval_batch_size
-            return evaluate(net, data, classes, cpu, batch, dtype, cfg.channels_last, views)[
-                "accuracy"
-            ]
+        def test(net, views: str) -> float:  # the run's own final figure, under ``views``
+            config = dataclasses.replace(cfg, test_tta=views)
+            return final_test(net, bundle, config, run.out)["test_acc_last"]
 
         def score(epoch: int, row: dict) -> None:
             nonlocal scoring
