@@ -10,6 +10,10 @@ Three parts, each timed side by side in one run, rounds alternating between the 
 - LeNet-5 as a user runs it: ``cnnzoo train --recipe lenet-91`` (which ends with its flip-TTA test
   figure) against the plain PyTorch script ``python -m benchmarks.plain_loop``, both as processes.
 
+``python -m benchmarks.time_to_accuracy --race --rounds 2 --write`` runs the race alone and writes
+its section of docs/benchmarks.md (``python -m benchmarks.run --only time_to_accuracy`` runs all
+three parts, three rounds each, about two hours on a 2-core CPU).
+
 ``python -m benchmarks.time_to_accuracy --ablation`` measures the ablation of docs/results.md
 instead: the round-1 recipe, then one trick added at a time, epochs to 0.94 and wall time each.
 Test accuracy is reported, never used to choose: the recipes were chosen on validation splits.
@@ -69,10 +73,12 @@ def plain_process(seed: int, quick: bool) -> dict:
 
 
 def alternate(contestants: dict, rounds: int) -> tuple[list[dict], dict]:
-    """Every contestant once per round, in turn; the rows and each one's medians."""
+    """Every contestant once per round, the order reversed every other round (the machine's
+    speed drifts); the rows and each one's medians."""
     runs: dict[str, list[dict]] = {name: [] for name in contestants}
     for seed in range(rounds):
-        for name, fn in contestants.items():
+        order = list(contestants.items())
+        for name, fn in order[::-1] if seed % 2 else order:
             runs[name].append({"round": seed, **fn(seed)})
             print(f"[time_to_accuracy] {name} round {seed}: {runs[name][-1]}", flush=True)
     medians = {
@@ -151,20 +157,26 @@ def time_to(
     return (hit["epoch"], hit["wall s"]) if hit else (None, None)
 
 
-def run(quick: bool = False) -> Section:
+def run(quick: bool = False, rounds: int | None = None, race_only: bool = False) -> Section:
+    """The three parts (``race_only``: the race alone); ``rounds`` defaults to 3 (1 if quick)."""
     from .common import fashion_tensors
 
     if fashion_tensors() is None:
         return Section("Time to accuracy", [], ["skipped: Fashion-MNIST not installed"])
-    rounds = 1 if quick else 3
+    rounds = rounds or (1 if quick else 3)
     race = {name: (lambda s, n=name: train_process(n, s, quick)) for name in RACE}
     rows, med = alternate(race, rounds)
     notes = [
-        f"race: `cnnzoo train --recipe NAME --seed S` processes, alternating, {rounds} round(s); "
-        f"wall time from process start to the final test figure; median {RACE[1]} / {RACE[0]} "
-        f"time: {med[RACE[1]]['wall s'] / med[RACE[0]]['wall s']:.3f}; load average at the end: "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other work shares this machine)",
+        f"race: `cnnzoo train --recipe NAME --seed S` processes, {rounds} round(s), the order "
+        f"reversed every other round; wall time from process start to the final test figure; "
+        f"median {RACE[1]} / {RACE[0]} time: "
+        f"{med[RACE[1]]['wall s'] / med[RACE[0]]['wall s']:.3f}; load average at the end: "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
     ]
+    if race_only:
+        for row in rows:
+            row["test accuracy"] = f"{row['test accuracy']:.4f}"
+        return Section("Time to accuracy on Fashion-MNIST: the race", rows, notes)
     for name in RACE[1:] if quick else RACE:
         curve = accuracy_curve(name, 0, QUICK_LIMIT, epochs=1) if quick else accuracy_curve(name, 0)
         epochs, wall = time_to(curve)
@@ -197,9 +209,9 @@ def lenet_race(rounds: int, quick: bool = False) -> tuple[list[dict], str]:
     return rows, note
 
 
-def lenet_only(quick: bool = False) -> Section:
+def lenet_only(quick: bool = False, rounds: int | None = None) -> Section:
     """Only the LeNet-5 race (``--lenet``): a few minutes instead of the race's hour."""
-    rows, note = lenet_race(1 if quick else 3, quick)
+    rows, note = lenet_race(rounds or (1 if quick else 3), quick)
     for row in rows:
         row["test accuracy"] = f"{row['test accuracy']:.4f}"
     return Section("Time to accuracy: LeNet-5 as a user runs it", rows, [note])
@@ -275,14 +287,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="the ablation's epochs (default: the recipe's)")
     parser.add_argument("--limit", type=int, help="the ablation's images of each split")
     parser.add_argument("--lenet", action="store_true", help="only the LeNet-5 race (minutes)")
+    parser.add_argument("--race", action="store_true", help="only the race (about 18 min a round)")
+    parser.add_argument("--rounds", type=int, help="rounds of the races (default 3)")
+    parser.add_argument(
+        "--write", action="store_true", help="put the section into docs/benchmarks.md (not --quick)"
+    )
     args = parser.parse_args(argv)
+    if args.write and args.quick:
+        parser.error("a --quick run's smoke figures do not go into docs/benchmarks.md")
+    start = time.perf_counter()
     if args.lenet:
-        section = lenet_only(args.quick)
+        section = lenet_only(args.quick, args.rounds)
     elif args.ablation:
         quick = (1, QUICK_LIMIT) if args.quick else (args.epochs, args.limit)
         section = ablation(*quick)
     else:
-        section = run(args.quick)
+        section = run(args.quick, args.rounds, args.race)
+    if args.write:
+        from .common import machine
+        from .run import TRACKED, merge_sections
+
+        command = " ".join(["python -m benchmarks.time_to_accuracy", *(argv or sys.argv[1:])])
+        when = time.strftime("%Y-%m-%dT%H:%M")
+        took = time.perf_counter() - start
+        section.notes.append(f"({took:.0f} s; run {when} (`{command}`) on {machine()})")
+        part = "-lenet" if args.lenet else "-ablation" if args.ablation else ""
+        merged = merge_sections(
+            TRACKED.read_text(), {f"time_to_accuracy{part}": section.to_markdown()}
+        )
+        TRACKED.write_text(merged)
+        print(f"[time_to_accuracy] wrote {TRACKED}")
     print(section.to_markdown())
     return 0
 

@@ -69,3 +69,33 @@ def test_the_tracked_report_has_one_marked_section_per_benchmark_at_most():
     text = TRACKED.read_text()
     for name in BENCHMARKS:
         assert text.count(begin_marker(name)) == text.count(end_marker(name)) <= 1, name
+
+
+def test_the_race_alternates_who_goes_first_and_takes_medians():
+    from benchmarks.time_to_accuracy import alternate
+
+    calls = []
+
+    def contestant(name, accs):
+        def fn(seed):
+            calls.append((seed, name))
+            return {"run": name, "test accuracy": accs[seed], "wall s": 10.0 * (seed + 1)}
+
+        return fn
+
+    rows, med = alternate({"a": contestant("a", [0.1, 0.5, 0.3]),
+                           "b": contestant("b", [0.9, 0.7, 0.8])}, rounds=3)  # fmt: skip
+    assert calls == [(0, "a"), (0, "b"), (1, "b"), (1, "a"), (2, "a"), (2, "b")]
+    assert med["a"]["test accuracy"] == 0.3 and med["b"]["test accuracy"] == 0.8
+    assert med["a"]["wall s"] == med["b"]["wall s"] == 20.0
+    assert [r["round"] for r in rows] == [0, 0, 1, 1, 2, 2, "median", "median"]
+
+
+def test_a_quick_race_is_refused_a_place_in_the_tracked_report():
+    before = hashlib.sha256(TRACKED.read_bytes()).hexdigest()
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.time_to_accuracy", "--quick", "--race", "--write"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "docs/benchmarks.md" in proc.stderr
+    assert hashlib.sha256(TRACKED.read_bytes()).hexdigest() == before
