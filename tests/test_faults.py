@@ -172,6 +172,7 @@ def test_sigkill_between_best_and_last_loses_nothing_and_the_lock_is_not_stale(t
     final = load_checkpoint(out / "best.pt")
     assert final["best_val_acc"] >= killed_best
     assert load_checkpoint(out / "last.pt")["best_val_acc"] == final["best_val_acc"]
+    assert not (out / ".lock").exists()  # a run that ends releases and removes its lock file
 
 
 def test_a_lock_file_tidied_away_under_a_starting_run_is_not_a_second_lock(tmp_path,

@@ -470,8 +470,11 @@ class RunLock:
     holder's PID. The kernel drops the lock when its holder dies, so a killed run's directory is
     free again at once: a stale lock file never blocks a resume. Re-entrant within a process.
 
-    A run that fails before writing anything leaves nothing behind: on release, a directory that
-    holds only the lock loses the lock file, and the directory too when the lock created it."""
+    The lock file goes on release (while the lock is still held, so no one else can start; a
+    process that opened the old file meanwhile sees it is gone and locks a new one), and a
+    directory the lock created goes too when nothing else was written: a finished run holds only
+    what it wrote, and a run that fails before writing anything leaves nothing behind. Only a
+    killed holder leaves its lock file: stale, and no obstacle."""
 
     def __init__(self, run_dir: str | os.PathLike) -> None:
         self.dir = Path(run_dir)
@@ -542,10 +545,9 @@ class RunLock:
 
     def _tidy(self, created: bool) -> None:
         try:
-            if {p.name for p in self.dir.iterdir()} == {".lock"}:
-                (self.dir / ".lock").unlink()
-                if created:
-                    self.dir.rmdir()
+            (self.dir / ".lock").unlink()
+            if created and not any(self.dir.iterdir()):
+                self.dir.rmdir()
         except OSError:
             pass  # tidying is a courtesy: a folder that cannot be tidied stays as it is
 
