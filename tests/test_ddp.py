@@ -66,7 +66,7 @@ def test_two_processes_equal_one_with_double_batch(tmp_path):
     assert codes == [0, 0]
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)  # replicas stay identical
-    files = sorted(p.name for p in out.iterdir() if p.name != ".lock")  # the run lock stays
+    files = sorted(p.name for p in out.iterdir())  # the run lock went with the run
     assert files == ["best.pt", "last.pt", "metrics.csv"]
 
     # the oracle: one process, batches of 32 = rank 0's 16 + rank 1's 16
@@ -144,3 +144,15 @@ def test_torchrun_two_processes_same_accuracy_band(tmp_path):
         acc.append(json.loads(line[0].split("done ", 1)[1])["test_acc_last"])
         assert sorted(p.name for p in (tmp_path / out).glob("*.pt")) == ["best.pt", "last.pt"]
     assert acc[0] > 0.6 and acc[1] > 0.6 and abs(acc[0] - acc[1]) < 0.08, acc
+
+
+def test_the_main_process_is_torchruns_rank_0_also_outside_the_group(monkeypatch):
+    """The CLI asks before the group starts and after it ends: torchrun's RANK answers then."""
+    from cnnzoo.train.distributed import is_main_process
+
+    monkeypatch.delenv("RANK", raising=False)
+    assert is_main_process()
+    monkeypatch.setenv("RANK", "1")
+    assert not is_main_process()
+    monkeypatch.setenv("RANK", "0")
+    assert is_main_process()

@@ -18,7 +18,10 @@ def dist_info() -> tuple[int, int, int]:
 
 
 def is_main_process() -> bool:
-    return dist_info()[0] == 0
+    """Rank 0 of the group; before the group starts or after it ends, torchrun's ``RANK``."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def setup_distributed() -> bool:
