@@ -11,10 +11,12 @@ def _seed():
 
 
 @pytest.fixture(autouse=True)
-def _no_thread_count_from_the_caller(monkeypatch):
-    """The thread policy's tests see the policy, whatever OMP_NUM_THREADS the caller set (a
-    test of that variable sets it itself)."""
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+def _a_fixed_thread_count(monkeypatch):
+    """Runs in tests use every core, whatever OMP_NUM_THREADS the caller set and whatever else
+    runs: the default policy follows the machine's load, and two runs a test compares bit for
+    bit must not get different thread counts (different summation orders) from a busy moment.
+    The policy's own tests (test_threads.py) take the variable away."""
+    monkeypatch.setenv("OMP_NUM_THREADS", str(os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,13 @@ import pytest
 from cnnzoo import threads
 
 
+@pytest.fixture(autouse=True)
+def _the_policy_itself(monkeypatch):
+    """These tests see the load policy, not the fixed count the other tests run with (a test of
+    OMP_NUM_THREADS sets it itself)."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+
+
 def test_explicit_count_is_applied_and_bad_ones_refused():
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
