@@ -78,11 +78,21 @@ def merge_sections(document: str, sections: dict[str, str]) -> str:
     return document
 
 
-def _stamp(quick: bool, names: list[str]) -> str:
-    only = f" --only {','.join(names)}" if names != BENCHMARKS else ""
-    command = f"python -m benchmarks.run{' --quick' if quick else ''}{only}"
+def stamp(command: str) -> str:
+    """When, how and where a section was measured: ``run DATE (`COMMAND`) on MACHINE``."""
     when = dt.datetime.now().isoformat(timespec="minutes")
     return f"run {when} (`{command}`) on {machine()}"
+
+
+def _stamp(quick: bool, names: list[str]) -> str:
+    only = f" --only {','.join(names)}" if names != BENCHMARKS else ""
+    return stamp(f"python -m benchmarks.run{' --quick' if quick else ''}{only}")
+
+
+def write_sections(out: Path, sections: dict[str, str]) -> None:
+    """Replace these marked sections of the report ``out`` (``merge_sections``), the rest kept."""
+    previous = out.read_text() if out.exists() else "# Benchmarks\n"
+    out.write_text(merge_sections(previous, sections))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         header = f"# Benchmarks (quick smoke run: figures are indicative only)\n\n- {stamp}\n"
         out.write_text(merge_sections(header, sections))
     else:
-        previous = out.read_text() if out.exists() else "# Benchmarks\n"
-        out.write_text(merge_sections(previous, sections))
+        write_sections(out, sections)
     print(f"[benchmarks] wrote {out}")
     return 1 if failed else 0
 

@@ -72,6 +72,11 @@ def plain_process(seed: int, quick: bool) -> dict:
     return {"run": run, "test accuracy": acc, "wall s": wall}
 
 
+def _shown(rows: list[dict]) -> list[dict]:
+    """The rows with their test accuracy written to four places, for the table."""
+    return [{**row, "test accuracy": f"{row['test accuracy']:.4f}"} for row in rows]
+
+
 def alternate(contestants: dict, rounds: int) -> tuple[list[dict], dict]:
     """Every contestant once per round, the order reversed every other round (the machine's
     speed drifts); the rows and each one's medians."""
@@ -174,9 +179,7 @@ def run(quick: bool = False, rounds: int | None = None, race_only: bool = False)
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
     ]
     if race_only:
-        for row in rows:
-            row["test accuracy"] = f"{row['test accuracy']:.4f}"
-        return Section("Time to accuracy on Fashion-MNIST: the race", rows, notes)
+        return Section("Time to accuracy on Fashion-MNIST: the race", _shown(rows), notes)
     for name in RACE[1:] if quick else RACE:
         curve = accuracy_curve(name, 0, QUICK_LIMIT, epochs=1) if quick else accuracy_curve(name, 0)
         epochs, wall = time_to(curve)
@@ -187,9 +190,7 @@ def run(quick: bool = False, rounds: int | None = None, race_only: bool = False)
         notes.append(f"curve of {name} (seed 0, test accuracy by epoch): {shown}; {reached}")
     lrows, lnote = lenet_race(rounds, quick)
     notes.append(f"{lnote} (rows after the race's)")
-    for row in rows + lrows:
-        row["test accuracy"] = f"{row['test accuracy']:.4f}"
-    return Section("Time to accuracy on Fashion-MNIST", rows + lrows, notes)
+    return Section("Time to accuracy on Fashion-MNIST", _shown(rows + lrows), notes)
 
 
 def lenet_race(rounds: int, quick: bool = False) -> tuple[list[dict], str]:
@@ -212,9 +213,7 @@ def lenet_race(rounds: int, quick: bool = False) -> tuple[list[dict], str]:
 def lenet_only(quick: bool = False, rounds: int | None = None) -> Section:
     """Only the LeNet-5 race (``--lenet``): a few minutes instead of the race's hour."""
     rows, note = lenet_race(rounds or (1 if quick else 3), quick)
-    for row in rows:
-        row["test accuracy"] = f"{row['test accuracy']:.4f}"
-    return Section("Time to accuracy: LeNet-5 as a user runs it", rows, [note])
+    return Section("Time to accuracy: LeNet-5 as a user runs it", _shown(rows), [note])
 
 
 # the ablation: fashion-fast, then one change at a time, each step keeping the ones before it;
@@ -304,18 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         section = run(args.quick, args.rounds, args.race)
     if args.write:
-        from .common import machine
-        from .run import TRACKED, merge_sections
+        from .run import TRACKED, stamp, write_sections
 
         command = " ".join(["python -m benchmarks.time_to_accuracy", *(argv or sys.argv[1:])])
-        when = time.strftime("%Y-%m-%dT%H:%M")
-        took = time.perf_counter() - start
-        section.notes.append(f"({took:.0f} s; run {when} (`{command}`) on {machine()})")
+        section.notes.append(f"({time.perf_counter() - start:.0f} s; {stamp(command)})")
         part = "-lenet" if args.lenet else "-ablation" if args.ablation else ""
-        merged = merge_sections(
-            TRACKED.read_text(), {f"time_to_accuracy{part}": section.to_markdown()}
-        )
-        TRACKED.write_text(merged)
+        write_sections(TRACKED, {f"time_to_accuracy{part}": section.to_markdown()})
         print(f"[time_to_accuracy] wrote {TRACKED}")
     print(section.to_markdown())
     return 0
