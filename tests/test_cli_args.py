@@ -32,3 +32,23 @@ def test_usage_error_is_one_line_with_status_2(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error:" in err and "--help" in err
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        # train names the input size --img-size, summary --input: each points at its own
+        (["summary", "resnet18", "--img-size", "100"], "did you mean --input for --img-size?"),
+        (["train", "lenet5", "--data", "digits", "--input", "28"], "did you mean --img-size"),
+        (["summary", "resnet18", "--formt", "json"], "did you mean --format for --formt?"),
+        (["show", "resnet18", "stray"], "unrecognized arguments: stray ("),
+    ],
+)
+def test_unknown_argument_is_named_by_its_command_with_the_closest_option(argv, says, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"cnnzoo {argv[0]}: error: unrecognized arguments: ")
+    assert says in err and f"(see `cnnzoo {argv[0]} --help`)" in err

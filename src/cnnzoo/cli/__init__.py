@@ -47,12 +47,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return _build(command)[0]
 
 
-def _build(command: str | None) -> tuple[argparse.ArgumentParser, list[str]]:
+def _build(command: str | None) -> tuple[argparse.ArgumentParser, dict]:
+    """The parser and its subcommands' parsers by name."""
     parser, sub = _parser()
     if command is None:
         for module in COMMANDS:
             importlib.import_module(f"{__name__}.{module}").register(sub)
-        return parser, list(sub.choices)
+        return parser, sub.choices
     module = HELP[command][0] if command in HELP else command
     if module in COMMANDS:
         importlib.import_module(f"{__name__}.{module}").register(sub)
@@ -63,7 +64,7 @@ def _build(command: str | None) -> tuple[argparse.ArgumentParser, list[str]]:
             importlib.import_module(f"{__name__}.{name}").register(sub)
         else:
             sub.add_parser(name, help=HELP[name][1], add_help=False)
-    return parser, list(sub.choices)
+    return parser, sub.choices
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         close = difflib.get_close_matches(command, commands, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}?" if close else f"commands: {', '.join(commands)}"
         parser.error(f"unknown command {command!r}; {hint}")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser, with the option it probably meant
+        _unrecognized(commands.get(args.command, parser), extra)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
@@ -99,6 +102,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cnnzoo {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+# options that one command names differently from another (train's --img-size, summary's --input)
+SYNONYMS = {"--img-size": "--input", "--input-size": "--input", "--input": "--img-size"}
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> None:
+    """Stop on arguments the command does not take, naming the closest option it has."""
+    options = [o for o in parser._option_string_actions if o.startswith("--")]
+    hints = []
+    for arg in extra:
+        name = arg.split("=", 1)[0]
+        if not name.startswith("--"):
+            continue
+        close = [SYNONYMS[name]] if SYNONYMS.get(name) in options else []
+        close = close or difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"did you mean {close[0]} for {name}?")
+    parser.error("; ".join([f"unrecognized arguments: {' '.join(extra)}", *hints]))
 
 
 def _disk_full(err: OSError) -> str:
