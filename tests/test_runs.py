@@ -53,6 +53,22 @@ def test_unknown_recipe_is_one_line():
         TrainConfig.from_recipe("fashion-fsat")
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: Run.new("lenet5", "digits", epoch=5),
+        lambda: Run.new(recipe="fashion-fast", epoch=5),
+        lambda: TrainConfig.from_recipe("fashion-fast", epoch=5),
+    ],
+)
+def test_a_misspelt_config_keyword_names_the_closest_field(call, tmp_path):
+    """As create_model does for model arguments: a TypeError (and cnnzoo's error, so the command
+    line prints it in one line) naming the keyword and the field it probably meant."""
+    with pytest.raises(TypeError, match=r"no field 'epoch'; did you mean 'epochs'\?") as exc:
+        call()
+    assert isinstance(exc.value, CnnzooError)
+
+
 def state_for(model: nn.Module) -> TrainState:
     cfg = TrainConfig(lr=0.1, epochs=4, sched="cosine")
     opt = build_optimizer(model, cfg)

@@ -7,7 +7,9 @@ the batch size (0.1 at batch 128), label smoothing 0.1. docs/training.md says wh
 
 from __future__ import annotations
 
+import difflib
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 
 from ..errors import CnnzooError
@@ -43,6 +45,10 @@ RANGES = {
 
 class ConfigError(CnnzooError):
     """A ``TrainConfig`` value no training can use (a negative rate, NaN, an unknown optimiser)."""
+
+
+class ConfigArgumentError(ConfigError, TypeError):
+    """A keyword that is no ``TrainConfig`` field (``epoch=5``); a ``TypeError`` as Python's own."""
 
 
 @dataclass
@@ -133,6 +139,7 @@ class TrainConfig:
         ``ConfigError`` naming the recipe."""
         from .recipes import config_values, load_recipe
 
+        check_fields(overrides)
         values = config_values(load_recipe(name_or_path), name_or_path)
         own = {k: v for k, v in values.items() if k not in overrides}
         try:
@@ -140,6 +147,17 @@ class TrainConfig:
         except ConfigError as err:
             raise ConfigError(f"recipe {name_or_path}: {err}") from None
         return cls(**{**values, **overrides})
+
+
+def check_fields(names: Iterable[str]) -> None:
+    """Raise ``ConfigArgumentError`` for the first name that is no ``TrainConfig`` field, naming
+    the closest field, as ``create_model`` does for a misspelt model argument."""
+    valid = [f.name for f in fields(TrainConfig)]
+    for name in names:
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else f"its fields: {', '.join(valid)}"
+            raise ConfigArgumentError(f"TrainConfig has no field {name!r}; {hint}")
 
 
 def _check_range(name: str, value, low, high, low_open: bool) -> None:

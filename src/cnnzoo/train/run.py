@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import CheckpointError, CnnzooError
 from ..runs import Checkpoint, DataSpec, Preprocess, RunLock, default_augment
-from .config import TrainConfig
+from .config import TrainConfig, check_fields
 
 # what a resume may change: how long, where, and what is shown; everything else is the run's
 RESUME_MAY_CHANGE = ("epochs", "device", "progress", "tensorboard", "plots", "threads")
@@ -94,6 +94,7 @@ class Run:
             seed=0,
             limit=limit,
         )
+        check_fields(config)
         cfg = TrainConfig.from_recipe(recipe, **config) if recipe else TrainConfig(**config)
         spec = replace(spec, seed=cfg.seed)
         out = Path(out or f"runs/{model}-{Path(data).name}")
