@@ -436,6 +436,7 @@ def test_cli_finetune_pretrained_records_the_weights_preprocessing(tmp_path, tor
     assert ckpt.preprocess.mean == pytest.approx(weights.mean)
     assert ckpt.preprocess.std == pytest.approx(weights.std)
     assert ckpt.classes == ["a", "b"]
+    assert ckpt.started_from["name"] == "resnet18.tv_in1k"  # which weights, for its licence
     model = ckpt.build_model().eval()
     x = torch.randn(2, 3, 64, 64)
     trunk = torch.nn.Sequential(*list(resnet18_peer.children())[:-2])
@@ -444,7 +445,8 @@ def test_cli_finetune_pretrained_records_the_weights_preprocessing(tmp_path, tor
         assert model(x).shape == (2, 2)
 
 
-def test_cli_train_pretrained_starts_from_the_weights(tmp_path, torch_home, resnet18_peer):
+def test_cli_train_pretrained_starts_from_the_weights(tmp_path, torch_home, resnet18_peer,
+                                                      capsys):  # fmt: skip
     """``train resnet18 --pretrained``: the run starts from the published weights (one step at a
     tiny learning rate leaves them where they were), its images are normalised with the weights'
     mean and std and resized with their filter, the checkpoint records that, and a resumed run
@@ -475,6 +477,23 @@ def test_cli_train_pretrained_starts_from_the_weights(tmp_path, torch_home, resn
     resumed = Checkpoint.load(out / "last.pt")
     assert resumed.preprocess.mean == pytest.approx(weights.mean)
     assert resumed.preprocess.std == pytest.approx(weights.std)
+    # every checkpoint says which published file it began from, resumed or fine-tuned further
+    tv = tv_models.ResNet18_Weights.IMAGENET1K_V1
+    started = ckpt.started_from
+    assert started["name"] == "resnet18.tv_in1k" and started["source"] == "torchvision"
+    assert started["url"] == tv.url
+    assert started["top1"] == tv.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+    assert started["hash_prefix"] == tv.url.rsplit("-", 1)[1].split(".")[0]
+    assert Checkpoint.load(out / "best.pt").started_from == started
+    assert resumed.started_from == started
+    tuned = tmp_path / "tuned"
+    more = ["finetune", str(out / "last.pt"), "--data", str(data), "--out", str(tuned), *quiet]
+    assert main([*more, "--epochs", "1", "--batch-size", "8", "--freeze", "none"]) == 0
+    assert Checkpoint.load(tuned / "best.pt").started_from == started
+    assert Checkpoint.load(tuned / "last.pt").to_dict()["started_from"] == started
+    capsys.readouterr()
+    assert main(["evaluate", str(tuned), "--split", "val", "--no-plot"]) == 0
+    assert "\n  trained from resnet18.tv_in1k\n" in capsys.readouterr().out
 
 
 # --- the Hugging Face cache ----------------------------------------------------------------------

@@ -206,6 +206,19 @@ def pretrained_cfg(model: nn.Module, entry: dict) -> dict:
     }
 
 
+# what a checkpoint records of the published weights its run started from, beside their name
+PROVENANCE_KEYS = ("source", "architecture", "url", "hf_hub_id", "file_name", "hash_prefix",
+                   "sha256", "license", "top1")  # fmt: skip
+
+
+def weights_provenance(name: str, cfg: dict) -> dict:
+    """Which published weights a model loaded (its ``pretrained_cfg``): ``"resnet18.tv_in1k"``,
+    where the file is published, the hash to check it by, its licence and the top-1 its
+    publisher reports; a checkpoint of a run that started from them keeps this."""
+    base = name.split(".", 1)[0]
+    return {"name": f"{base}.{cfg['tag']}", **{k: cfg[k] for k in PROVENANCE_KEYS if cfg.get(k)}}
+
+
 def load_published(model: nn.Module, entry: dict) -> None:
     """Load ``entry``'s weights into ``model`` (a classifier for another class count stays new)
     and set its ``pretrained_cfg``."""

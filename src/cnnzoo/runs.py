@@ -214,6 +214,8 @@ class Checkpoint:
     metrics: dict | None = None  # the last epoch's row
     train_state: dict | None = field(default=None, repr=False)  # TRAIN_STATE_KEYS: to resume
     finetune: dict | None = None  # how ``cnnzoo finetune`` adapted the model
+    # the published weights the run (or a run it continues) started from: ``hub.weights_provenance``
+    started_from: dict | None = None
     kind: str = "last"  # last | best | interrupted | probe
     extra: dict = field(default_factory=dict, repr=False)  # any other keys, kept as they are
     version: int = VERSION
@@ -272,6 +274,7 @@ class Checkpoint:
             "config": self.config,
             "metrics": self.metrics,
             "finetune": self.finetune,
+            "started_from": self.started_from,
         }
         d.update({k: v for k, v in optional.items() if v is not None})
         d.update(self.train_state or {})
@@ -311,6 +314,7 @@ class Checkpoint:
             metrics=d.pop("metrics", None),
             train_state=state or None,
             finetune=d.pop("finetune", None),
+            started_from=d.pop("started_from", None),
             kind=kind if kind in cls.KINDS else "last",
             extra=d,
             version=version,
@@ -364,6 +368,7 @@ class ModelSource:
     classes: list[str] | None  # the checkpoint's (or the published weights') class names
     source: str  # checkpoint or weight-file path, "pretrained", or "" for fresh random weights
     checkpoint: Checkpoint | None = None
+    started_from: dict | None = None  # the published weights behind it (``Checkpoint``'s)
 
     @property
     def random(self) -> bool:
@@ -423,6 +428,7 @@ def resolve_model(
                 ckpt.classes,
                 str(path),
                 ckpt,
+                ckpt.started_from,
             )
         from .pretrained import load_pretrained
 
@@ -449,7 +455,12 @@ def resolve_model(
         classes = cfg.get("label_names")
         kwargs = {**cfg.get("model_args", {}), **kwargs}
     size = pre.input_size if pre else _default_size(name, model)
-    return ModelSource(model, name, kwargs, size, pre, classes, "pretrained" if pretrained else "")
+    if not pretrained:
+        return ModelSource(model, name, kwargs, size, pre, classes, "")
+    from .hub import weights_provenance
+
+    started = weights_provenance(name, cfg) if cfg else None
+    return ModelSource(model, name, kwargs, size, pre, classes, "pretrained", None, started)
 
 
 def _default_size(name: str, model: nn.Module) -> tuple[int, int, int]:

@@ -447,6 +447,7 @@ def finetune(
     backbone_lr_scale: float = 0.1,
     probe: bool | None = None,
     data_args=None,
+    started_from: dict | None = None,
 ) -> dict:
     """Fine-tune ``model`` on ``bundle`` (a ``cnnzoo.data.DataBundle``) and write checkpoints.
 
@@ -460,7 +461,8 @@ def finetune(
       layers at ``config.lr * backbone_lr_scale``, frozen ones never touched.
 
     ``model_args`` is updated with the new ``num_classes`` (the checkpoints rebuild the model);
-    ``data_args`` (a ``cnnzoo.runs.DataSpec``) says how ``bundle`` was loaded.
+    ``data_args`` (a ``cnnzoo.runs.DataSpec``) says how ``bundle`` was loaded;
+    ``started_from`` (``cnnzoo.hub.weights_provenance``) the published weights behind ``model``.
     Returns ``fit``'s result dict (``best_val_acc``, ``best``, ...), with ``"freeze"`` (the
     ``FreezeSummary``) and, for a probe, ``"probe"`` (the ``ProbeResult``).
     """
@@ -483,7 +485,7 @@ def finetune(
         result = fit(
             model, bundle, config, out_dir, model_name=model_name, model_args=model_args,
             param_groups=param_groups(model, None, backbone_lr_scale), data_args=data_args,
-            extra_meta={"finetune": how},
+            extra_meta={"finetune": how, "started_from": started_from},
         )  # fmt: skip
         return {**result, "freeze": summary, "model_args": model_args}
     from .data import check_trainable
@@ -505,8 +507,8 @@ def finetune(
     ckpt = Checkpoint(
         model_name, model_args, {k: v.detach().cpu() for k, v in model.state_dict().items()},
         classes=list(bundle.classes), preprocess=Preprocess.from_dict(bundle.preprocess),
-        data=data_args, config=config.to_dict(), metrics=metrics, finetune=how, kind="probe",
-        extra={"best_val_acc": val["accuracy"]},
+        data=data_args, config=config.to_dict(), metrics=metrics, finetune=how,
+        started_from=started_from, kind="probe", extra={"best_val_acc": val["accuracy"]},
     )  # fmt: skip
     with RunLock(out):
         for name in ("best.pt", "last.pt"):

@@ -194,6 +194,8 @@ def evaluate_checkpoints(
     result = metrics_from_probs(torch.stack(probs).mean(0), labels, bundle.classes)
     result["checkpoints"] = [str(resolve_checkpoint(p)) for p in paths]
     result["models"] = [c.model for c, _ in members]
+    if any(c.started_from for c, _ in members):  # fine-tuned from published weights
+        result["started_from"] = [c.started_from for c, _ in members]
     if pretrained:
         result["weights"] = [published_tag(c) for c, _ in members]
         if cols is not None and len(cols) < len(members[0][0].classes):
@@ -248,6 +250,11 @@ def format_table(r: dict) -> str:
     backend = f", {r['backend']} backend" if r.get("backend", "eager") != "eager" else ""
     among = f", scored among its {r['among']} ImageNet classes" if r.get("among") else ""
     lines = [f"{what} on {r['data']} ({r['split']}, {r['n']:,} images{tta}{backend}{among})"]
+    starts = {s["name"]: s for s in r.get("started_from") or [] if s}
+    if starts:  # the published weights the run began from, and their licence when it is known
+        lines.append("  trained from " + ", ".join(
+            f"{name} ({s['license']})" if s.get("license") else name for name, s in starts.items()
+        ))  # fmt: skip
     lines += [f"  accuracy  {r['accuracy']:.4f}", f"  top-5     {r['top5']:.4f}"]
     lines.append(f"  loss      {r['loss']:.4f}")
     if "members" in r:

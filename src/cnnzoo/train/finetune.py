@@ -115,6 +115,7 @@ class FineTune:
                 backbone_lr_scale=self.backbone_lr_scale,
                 probe=self.probe,
                 data_args=self.data,
+                started_from=self.source.started_from,
             )
         split = "test" if bundle.test is not None else "val"
         result["hint"] = f"cnnzoo evaluate {result['best']} --split {split}"

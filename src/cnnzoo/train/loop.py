@@ -213,6 +213,10 @@ class TrainState:
         return False
 
 
+# keys of ``extra_meta`` that are ``Checkpoint`` fields of their own, not extra keys
+HEADER_FIELDS = ("finetune", "started_from")
+
+
 @dataclass
 class Session:
     """A run set up for training: the model on its device, the loader, the state, the files."""
@@ -253,8 +257,9 @@ class Session:
             metrics=metrics,
             train_state=state,
             finetune=h["extra"].get("finetune"),
+            started_from=h["extra"].get("started_from"),
             kind=kind,
-            extra={k: v for k, v in h["extra"].items() if k != "finetune"},
+            extra={k: v for k, v in h["extra"].items() if k not in HEADER_FIELDS},
         )
 
 
@@ -326,6 +331,8 @@ def setup(
         "data": data,
         "extra": dict(extra_meta or {}),
     }
+    if ckpt is not None and ckpt.started_from and "started_from" not in header["extra"]:
+        header["extra"]["started_from"] = ckpt.started_from  # a resumed run keeps where it began
     return Session(
         raw,
         net,
@@ -473,7 +480,9 @@ def fit(
     by ``fit`` (or its path, or the run directory) to continue from. ``data_args`` (a
     ``DataSpec``: how ``bundle`` was loaded) is stored so that a resume can reload it;
     ``extra_meta`` (JSON-like) is stored in every checkpoint too (``cnnzoo finetune`` records how
-    it froze the model). ``on_epoch_end(epoch, row)`` runs after each epoch's files are on disk.
+    it froze the model; ``started_from``, ``cnnzoo.hub.weights_provenance``, names the published
+    weights the model started from, and a resumed run keeps its checkpoint's).
+    ``on_epoch_end(epoch, row)`` runs after each epoch's files are on disk.
     Under torchrun, call it in every process with the process group initialised.
 
     A loss or weights that stop being finite end the run with ``DivergedError`` naming the step;

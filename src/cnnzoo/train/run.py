@@ -37,6 +37,7 @@ class Run:
     config: TrainConfig
     resume_from: Checkpoint | None = None  # the last.pt a resumed run continues
     pretrained: bool = False  # start from the model's published weights
+    started_from: dict | None = None  # which published weights, once the model is built
 
     @classmethod
     def new(
@@ -152,9 +153,12 @@ class Run:
 
         args = {**self.model_args, "num_classes": num_classes}
         if self.pretrained:
+            from ..hub import weights_provenance
+
             model = create_model(self.model_name, pretrained=True, **args)
             # what the weights were built with (GoogLeNet's transform_input): the checkpoint's too
             self.model_args.update(model.pretrained_cfg["model_args"])
+            self.started_from = weights_provenance(self.model_name, model.pretrained_cfg)
             return model
         return create_model(self.model_name, **args)
 
@@ -202,6 +206,7 @@ class Run:
                     model_args=args,
                     resume=self.resume_from,
                     data_args=self.data,
+                    extra_meta={"started_from": self.started_from} if self.started_from else None,
                 )
                 if main and bundle.test is not None and result["history"]:
                     # the final weights, not best.pt, with the config's test-time views
