@@ -42,6 +42,7 @@ def test_usage_error_is_one_line_with_status_2(capsys):
         (["train", "lenet5", "--data", "digits", "--input", "28"], "did you mean --img-size"),
         (["summary", "resnet18", "--formt", "json"], "did you mean --format for --formt?"),
         (["show", "resnet18", "stray"], "unrecognized arguments: stray ("),
+        (["demo", "--bogus"], "unrecognized arguments: --bogus ("),  # nothing close: no guess
     ],
 )
 def test_unknown_argument_is_named_by_its_command_with_the_closest_option(argv, says, capsys):

@@ -117,7 +117,8 @@ def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> None:
         if not name.startswith("--"):
             continue
         close = [SYNONYMS[name]] if SYNONYMS.get(name) in options else []
-        close = close or difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+        bare = [o[2:] for o in options]  # compared without the dashes every option shares
+        close = close or ["--" + c for c in difflib.get_close_matches(name[2:], bare, 1, 0.6)]
         if close:
             hints.append(f"did you mean {close[0]} for {name}?")
     parser.error("; ".join([f"unrecognized arguments: {' '.join(extra)}", *hints]))
