@@ -5,7 +5,14 @@ import argparse
 import pytest
 
 from cnnzoo.cli import main
-from cnnzoo.cli._args import fraction, nonneg_float, nonneg_int, positive_float, positive_int
+from cnnzoo.cli._args import (
+    fraction,
+    nonneg_float,
+    nonneg_int,
+    open_fraction,
+    positive_float,
+    positive_int,
+)
 
 
 @pytest.mark.parametrize(
@@ -16,6 +23,7 @@ from cnnzoo.cli._args import fraction, nonneg_float, nonneg_int, positive_float,
         (positive_float, ["1e-3", "2"], ["0", "-0.1", "nan", "inf", "-inf", "1e999"]),
         (nonneg_float, ["0", "0.5"], ["-1e-9", "nan"]),
         (fraction, ["0", "0.1", "1"], ["1.01", "-0.1", "nan"]),
+        (open_fraction, ["0.02", "0.999"], ["0", "1", "-0.1", "nan"]),
     ],
 )
 def test_number_types(kind, good, bad):

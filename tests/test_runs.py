@@ -69,6 +69,20 @@ def test_a_misspelt_config_keyword_names_the_closest_field(call, tmp_path):
     assert isinstance(exc.value, CnnzooError)
 
 
+def test_a_validation_share_of_0_or_1_is_refused_not_replaced(tmp_path):
+    """val_fraction=0 once became the default 10% without a word; now it stops, naming the
+    recipe when the value came from one."""
+    for bad in (0.0, 1.0):
+        with pytest.raises(CnnzooError, match=f"val_fraction must be above 0 and below 1.*{bad}"):
+            Run.new("lenet5", "digits", val_fraction=bad)
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('model = "lenet5"\ndata = "digits"\nval_fraction = 0\n')
+    with pytest.raises(CnnzooError, match=f"recipe {recipe}: val_fraction"):
+        Run.new(recipe=str(recipe))
+    assert Run.new("lenet5", "digits", val_fraction=0.3).data.val_fraction == 0.3
+    assert Run.new("lenet5", "digits").data.val_fraction == 0.1
+
+
 def state_for(model: nn.Module) -> TrainState:
     cfg = TrainConfig(lr=0.1, epochs=4, sched="cosine")
     opt = build_optimizer(model, cfg)

@@ -15,7 +15,9 @@ import math
 from collections.abc import Callable
 
 
-def _number(kind: type, low: float | None, high: float | None, low_open: bool, what: str):
+def _number(
+    kind: type, low: float | None, high: float | None, low_open: bool, what: str, high_open=False
+):
     def parse(text: str):
         try:
             value = kind(text)
@@ -24,7 +26,8 @@ def _number(kind: type, low: float | None, high: float | None, low_open: bool, w
         if isinstance(value, float) and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         too_low = low is not None and (value <= low if low_open else value < low)
-        if too_low or (high is not None and value > high):
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
 
@@ -37,6 +40,8 @@ nonneg_int: Callable[[str], int] = _number(int, 0, None, False, "an integer >= 0
 positive_float: Callable[[str], float] = _number(float, 0.0, None, True, "a positive number")
 nonneg_float: Callable[[str], float] = _number(float, 0.0, None, False, "a number >= 0")
 fraction: Callable[[str], float] = _number(float, 0.0, 1.0, False, "a number in [0, 1]")
+# a share that must leave something on both sides (the validation split of the training images)
+open_fraction: Callable[[str], float] = _number(float, 0.0, 1.0, True, "a number in (0, 1)", True)
 finite_float: Callable[[str], float] = _number(float, None, None, False, "a finite number")
 decay: Callable[[str], float] = _number(float, 0.0, 1.0, True, "a decay in (0, 1]")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._args import fraction, img_size, positive_int
+from ._args import img_size, open_fraction, positive_int
 
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
@@ -24,9 +24,10 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--val-fraction",
-        type=fraction,
+        type=open_fraction,
         default=None,
-        help="fraction of the training split used to validate (default 0.1)",
+        help="fraction of the training split used to validate, above 0 and below 1: every run "
+        "validates (default 0.1)",
     )
     g.add_argument("--img-size", type=img_size, help="input H or HxW (default: the model's)")
     g.add_argument("--in-chans", type=positive_int, help="input channels (default: the model's)")

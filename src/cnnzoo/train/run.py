@@ -86,12 +86,20 @@ class Run:
             raise CnnzooError(f"in_chans must be an integer >= 1, got {chans!r}")
         hw = tuple(img_size) if img_size else tuple(info.input_size[1:])
         augment = augment or r.get("augment") or "auto"
+        if val_fraction is None:
+            val_fraction = r.get("val_fraction", 0.1)
+        if not 0.0 < val_fraction < 1.0:  # 0 is not "no validation": every run validates
+            where = f"recipe {recipe}: " if r.get("val_fraction") == val_fraction else ""
+            raise CnnzooError(
+                f"{where}val_fraction must be above 0 and below 1 (the share of the training "
+                f"images that validates), got {val_fraction}"
+            )
         spec = DataSpec(
             spec=data,
             input_size=(int(chans), *hw),
             data_dir=data_dir or r.get("data_dir"),
             augment=default_augment(data) if augment == "auto" else augment,
-            val_fraction=val_fraction or r.get("val_fraction") or 0.1,
+            val_fraction=val_fraction,
             seed=0,
             limit=limit,
         )
