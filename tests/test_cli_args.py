@@ -51,6 +51,22 @@ def test_usage_error_is_one_line_with_status_2(capsys):
         (["summary", "resnet18", "--formt", "json"], "did you mean --format for --formt?"),
         (["show", "resnet18", "stray"], "unrecognized arguments: stray ("),
         (["demo", "--bogus"], "unrecognized arguments: --bogus ("),  # nothing close: no guess
+        # a nested command answers itself, with its own options
+        (
+            [
+                "calc",
+                "conv",
+                "--input",
+                "5x5x3",
+                "--filters",
+                "2",
+                "--kernel",
+                "3",
+                "--stirde",
+                "1",
+            ],
+            "did you mean --stride for --stirde? (see `cnnzoo calc conv --help`)",
+        ),
     ],
 )
 def test_unknown_argument_is_named_by_its_command_with_the_closest_option(argv, says, capsys):
@@ -59,5 +75,6 @@ def test_unknown_argument_is_named_by_its_command_with_the_closest_option(argv, 
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith(f"cnnzoo {argv[0]}: error: unrecognized arguments: ")
-    assert says in err and f"(see `cnnzoo {argv[0]} --help`)" in err
+    command = " ".join(argv[:2]) if argv[0] == "calc" else argv[0]
+    assert err.startswith(f"cnnzoo {command}: error: unrecognized arguments: ")
+    assert says in err and f"(see `cnnzoo {command} --help`)" in err

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown command {command!r}; {hint}")
     args, extra = parser.parse_known_args(argv)
     if extra:  # said by the command's own parser, with the option it probably meant
-        _unrecognized(commands.get(args.command, parser), extra)
+        _unrecognized(_innermost(commands.get(args.command, parser), argv[1:]), extra)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
@@ -106,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
 
 # options that one command names differently from another (train's --img-size, summary's --input)
 SYNONYMS = {"--img-size": "--input", "--input-size": "--input", "--input": "--img-size"}
+
+
+def _innermost(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The parser of the deepest subcommand named in ``argv`` (``calc conv``, ``viz filters``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            name = next((a for a in argv if a in action.choices), None)
+            if name is not None:
+                return _innermost(action.choices[name], argv[argv.index(name) + 1 :])
+    return parser
 
 
 def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> None:
