@@ -250,6 +250,31 @@ def finished_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.parametrize("command", ["train", "finetune"])
+def test_a_new_run_does_not_write_over_files_it_did_not_make(finished_run, tmp_path, capsys,
+                                                             command):  # fmt: skip
+    """A folder with a run's file names but no last.pt holds someone's files: the new run stops
+    before writing anything, and they stay as they were."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name in ("metrics.csv", "test.json"):
+        (out / name).write_text(f"my own {name}\n")
+    start = ["train", "lenet5"] if command == "train" else ["finetune", str(finished_run)]
+    err = one_line_error(capsys, [*start, *QUICK, *QUIET, "--epochs", "1", "--out", str(out)])
+    assert f"{out} already holds metrics.csv, test.json" in err and "another --out" in err
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "test.json"]
+    assert all((out / n).read_text() == f"my own {n}\n" for n in ("metrics.csv", "test.json"))
+
+
+def test_a_run_interrupted_before_its_first_epoch_starts_over_in_place(tmp_path):
+    """What interrupted_advice promises: the same command again, in the same folder."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "interrupted.pt").write_bytes(b"the weights of an unfinished first epoch")
+    assert cli(["train", "lenet5", *QUICK, *QUIET, "--epochs", "1", "--out", str(out)]) == 0
+    assert Checkpoint.load(out / "last.pt").epoch == 1
+
+
 @pytest.mark.parametrize(
     "change",
     [

@@ -11,6 +11,7 @@ from cnnzoo.checkpoint import load_checkpoint
 from cnnzoo.cli import main as cli
 from cnnzoo.errors import CnnzooError
 from cnnzoo.train import TrainConfig
+from cnnzoo.train.finetune import FineTune
 from cnnzoo.train.loop import TrainState
 from cnnzoo.train.run import Run
 from cnnzoo.train.schedule import LRSchedule, build_optimizer
@@ -59,6 +60,7 @@ def test_unknown_recipe_is_one_line():
         lambda: Run.new("lenet5", "digits", epoch=5),
         lambda: Run.new(recipe="fashion-fast", epoch=5),
         lambda: TrainConfig.from_recipe("fashion-fast", epoch=5),
+        lambda: FineTune.new("lenet5", "digits", pretrained=True, epoch=5),
     ],
 )
 def test_a_misspelt_config_keyword_names_the_closest_field(call, tmp_path):

@@ -563,6 +563,27 @@ class RunLock:
             pass  # tidying is a courtesy: a folder that cannot be tidied stays as it is
 
 
+# what a run writes beside last.pt (interrupted.pt and TensorBoard's files aside): a folder that
+# holds one of these but no last.pt holds files a new run would write over (someone else's, or
+# what is left of a run), so a new run does not start there
+RUN_OUTPUTS = ("best.pt", "metrics.csv", "curves.png", "test.json")
+
+
+def check_new_run_dir(out: str | os.PathLike, resumable: bool = True) -> None:
+    """Raise ``CnnzooError`` unless a new run may write into ``out``: it holds no run
+    (``last.pt``; ``resumable``: say that ``--resume`` continues it) and no file a run writes."""
+    out = Path(out)
+    if (out / "last.pt").exists():
+        how = f"use --resume {out} or another --out" if resumable else "choose another --out"
+        raise CnnzooError(f"{out} already holds a run; {how}")
+    clash = [name for name in RUN_OUTPUTS if (out / name).exists()]
+    if clash:
+        raise CnnzooError(
+            f"{out} already holds {', '.join(clash)} (but no last.pt), which a new run would "
+            f"write over; choose another --out, or move those files away"
+        )
+
+
 # --- the images of a dataset, in a fixed order -------------------------------------------------
 
 
@@ -718,6 +739,7 @@ __all__ = [
     "ModelSource",
     "Preprocess",
     "RunLock",
+    "check_new_run_dir",
     "default_augment",
     "load_features",
     "embed",

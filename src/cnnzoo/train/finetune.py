@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CnnzooError
-from ..runs import DataSpec, ModelSource, Preprocess, RunLock, resolve_model
-from .config import TrainConfig
+from ..runs import (
+    DataSpec,
+    ModelSource,
+    Preprocess,
+    RunLock,
+    check_new_run_dir,
+    resolve_checkpoint,
+    resolve_model,
+)
+from .config import TrainConfig, check_fields
 
 
 @dataclass
@@ -52,11 +60,13 @@ class FineTune:
     ) -> FineTune:
         """``probe`` defaults to True for ``freeze="backbone"``; ``config``: TrainConfig fields.
         With ``pretrained``, ``weights`` is a model name whose published weights start it."""
-        if not pretrained and not Path(weights).is_file():
+        if not pretrained and not resolve_checkpoint(weights).is_file():
             raise CnnzooError(
-                f"{weights} is not a file; finetune starts from a checkpoint or weight file "
-                f"(to train from scratch use `cnnzoo train`)"
+                f"{weights} is not a file or a run directory with a checkpoint; finetune "
+                f"starts from a checkpoint, a run or a weight file (to train from scratch use "
+                f"`cnnzoo train`)"
             )
+        check_fields(config)
         cfg = TrainConfig(**config)
         probe = freeze == "backbone" if probe is None else probe
         if probe and augment != "none":
@@ -90,8 +100,7 @@ class FineTune:
         from .loop import apply_run_threads, seed_everything
 
         with RunLock(self.out):
-            if (self.out / "last.pt").exists():
-                raise CnnzooError(f"{self.out} already holds a run; choose another --out")
+            check_new_run_dir(self.out, resumable=False)
             seed_everything(self.config.seed)  # fit selects (and restores) deterministic kernels
             self.config = apply_run_threads(self.config)  # before the data, which it reduces
             bundle = self.load_data(strict, download)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, CnnzooError
-from ..runs import Checkpoint, DataSpec, Preprocess, RunLock, default_augment
+from ..runs import Checkpoint, DataSpec, Preprocess, RunLock, check_new_run_dir, default_augment
 from .config import TrainConfig, check_fields
 
 # what a resume may change: how long, where, and what is shown; everything else is the run's
@@ -191,10 +191,8 @@ class Run:
                 seed_everything(self.config.seed)  # fit selects and restores deterministic kernels
                 self.config = apply_run_threads(self.config)  # before the data: kept for resume
                 bundle = self.load_data(strict, download, data_dir)
-                if self.resume_from is None and (self.out / "last.pt").exists():
-                    raise CnnzooError(
-                        f"{self.out} already holds a run; use --resume {self.out} or another --out"
-                    )
+                if self.resume_from is None:
+                    check_new_run_dir(self.out)
                 model = self.build_model(bundle.num_classes)
                 args = {**self.model_args, "num_classes": bundle.num_classes}
                 if main and announce is not None:
