@@ -286,3 +286,29 @@ def test_data_cannot_close_its_script_block(tmp_path):
     text = (tmp_path / "Evil.html").read_text("utf-8")
     assert text.count("</script>") == 3  # the data, the layout engine, the page's script
     assert page_data(tmp_path / "Evil.html")["report"]["layers"][0]["name"] == "x</script><b>"
+
+
+def test_a_site_is_not_written_over_someones_own_files(tmp_path, capsys):
+    """``--out .`` in a folder with its own index.html: one line, status 2, the file as it was
+    and nothing else written. The explorer's own pages are replaced, so a site is rewritten in
+    place, pages from before the generator line included."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "index.html").write_text("<h1>my own page</h1>\n")
+    assert main(["explore", "lenet5", "--out", str(mine)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{mine / 'index.html'} exists and is not a page of cnnzoo's explorer" in err
+    assert len(err.splitlines()) == 1
+    assert [p.name for p in mine.iterdir()] == ["index.html"]
+    assert (mine / "index.html").read_text() == "<h1>my own page</h1>\n"
+
+    site = tmp_path / "site"
+    assert main(["explore", "lenet5", "alexnet", "--out", str(site)]) == 0
+    older = (
+        (site / "lenet5.html")
+        .read_text()
+        .replace('<meta name="generator" content="cnnzoo explore">\n', "")
+    )
+    (site / "lenet5.html").write_text(older)  # as written before pages named their generator
+    assert main(["explore", "lenet5", "alexnet", "--out", str(site)]) == 0
+    assert '<meta name="generator" content="cnnzoo explore">' in (site / "lenet5.html").read_text()

@@ -51,20 +51,22 @@ def explore(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CnnzooError(f"cannot write the site into {out}: it is a file; name a folder")
-    out.mkdir(parents=True, exist_ok=True)
     measured = load_profile(profile) if profile is not None else None
-    rows, hrefs = [], {}
-    for item in items:
-        model, name, paper, size = resolve(item, input_size, pretrained)
+    resolved, hrefs = [resolve(item, input_size, pretrained) for item in items], {}
+    for _, name, _, _ in resolved:
+        hrefs[name] = _slug(name, hrefs.values())
+    compare = "compare.html" if len(items) > 1 else None
+    _check_own(out, [*hrefs.values(), "index.html", *([compare] if compare else [])])
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for model, name, paper, size in resolved:
         report = analyze(model, size, batch_size=batch, name=name)
         image = sample_image(size[1], size[2]) if len(size) == 3 else ""
         data = model_page(report, name, paper, measured, image)
-        href = _slug(name, hrefs.values())
-        hrefs[name] = href
+        href = hrefs[name]
         data["links"] = {"compare": "compare.html" if len(items) > 1 else None}
         (out / href).write_text(page(name, data), encoding="utf-8")
         rows.append(comparison_row(report))
-    compare = "compare.html" if len(items) > 1 else None
     index = {"kind": "index", "models": rows, "pages": hrefs, "links": {"compare": compare}}
     (out / "index.html").write_text(page("cnnzoo explorer", index), encoding="utf-8")
     if compare:
@@ -72,6 +74,30 @@ def explore(
         data = {**index, "kind": "compare", "left_out": left_out}
         (out / compare).write_text(page("models compared", data, chart), encoding="utf-8")
     return out / "index.html"
+
+
+# how a page of the explorer is known again: the generator line (older pages: the body's kind)
+OWN_MARKS = ('<meta name="generator" content="cnnzoo explore">', '<body data-kind="')
+
+
+def _check_own(out: Path, files: list[str]) -> None:
+    """Refuse to write the site over a file of the same name that the explorer did not write
+    (someone's own ``index.html`` in ``--out .``); its own pages are replaced, so a site can be
+    written again in place."""
+    for name in files:
+        path = out / name
+        if not path.exists():
+            continue
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                head = f.read(1 << 20)  # the body starts after the inlined style sheet
+        except OSError as err:
+            raise CnnzooError(f"cannot write {path}: {err.strerror}") from None
+        if not path.is_file() or not any(mark in head for mark in OWN_MARKS):
+            raise CnnzooError(
+                f"{path} exists and is not a page of cnnzoo's explorer; choose another --out, "
+                f"or move it away"
+            )
 
 
 def _slug(name: str, taken) -> str:
