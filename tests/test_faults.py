@@ -266,6 +266,21 @@ def test_a_new_run_does_not_write_over_files_it_did_not_make(finished_run, tmp_p
     assert all((out / n).read_text() == f"my own {n}\n" for n in ("metrics.csv", "test.json"))
 
 
+def test_fit_and_the_demo_do_not_start_over_a_finished_run(finished_run, capsys):
+    """fit without resume= (the library's own entry, the demo's) refuses a folder that holds a
+    run instead of writing a new run over its checkpoints."""
+    before = {n: (finished_run / n).read_bytes() for n in ("last.pt", "best.pt", "metrics.csv")}
+    err = one_line_error(capsys, ["demo", "--data", "digits", "--limit", "64", "--epochs", "1",
+                                  "--out", str(finished_run), "--no-progress"])  # fmt: skip
+    assert f"{finished_run} already holds a run; choose another --out" in err
+    bundle = load_data("digits", input_size=(1, 32, 32), limit=64)
+    model = create_model("lenet5", num_classes=bundle.num_classes)
+    with pytest.raises(CnnzooError, match="already holds a run"):
+        fit(model, bundle, TrainConfig(epochs=1, progress=False), finished_run,
+            model_name="lenet5", model_args={})  # fmt: skip
+    assert {n: (finished_run / n).read_bytes() for n in before} == before
+
+
 def test_a_run_interrupted_before_its_first_epoch_starts_over_in_place(tmp_path):
     """What interrupted_advice promises: the same command again, in the same folder."""
     out = tmp_path / "run"

@@ -28,7 +28,7 @@ from ..checkpoint import load_checkpoint, load_state_dict_checked
 from ..data import DataBundle, check_trainable, make_loader
 from ..errors import CheckpointError, CnnzooError
 from ..paths import write_error
-from ..runs import TRAIN_STATE_KEYS, Checkpoint, DataSpec, Preprocess, RunLock
+from ..runs import TRAIN_STATE_KEYS, Checkpoint, DataSpec, Preprocess, RunLock, check_new_run_dir
 from ..viz import plot_curves
 from .config import TrainConfig
 from .distributed import all_reduce_sum, broadcast_object, dist_info, resolve_device
@@ -501,6 +501,8 @@ def fit(
     lock = RunLock(out) if rank == 0 else contextlib.nullcontext()
     with lock, _deterministic_mode(config):
         resume = _resume_checkpoint(resume)
+        if resume is None and rank == 0:  # a new run: never over another run or someone's files
+            check_new_run_dir(out, resumable=False)
         config = apply_run_threads(config, resume)
         s = setup(
             model,
