@@ -477,7 +477,8 @@ def fit(
     TensorBoard events and ``curves.png``. Only parameters with ``requires_grad`` are optimised;
     ``param_groups``/``lr_mult`` give groups their own rates (see ``build_optimizer``); the model
     is used as given (frozen or FrozenBatchNorm layers stay so). ``resume``: a checkpoint written
-    by ``fit`` (or its path, or the run directory) to continue from. ``data_args`` (a
+    by ``fit`` (or its path, or the run directory) to continue from; without it, ``out_dir`` must
+    hold no run and none of a run's files (``cnnzoo.runs.check_new_run_dir``). ``data_args`` (a
     ``DataSpec``: how ``bundle`` was loaded) is stored so that a resume can reload it;
     ``extra_meta`` (JSON-like) is stored in every checkpoint too (``cnnzoo finetune`` records how
     it froze the model; ``started_from``, ``cnnzoo.hub.weights_provenance``, names the published
