@@ -281,6 +281,31 @@ def test_fit_and_the_demo_do_not_start_over_a_finished_run(finished_run, capsys)
     assert {n: (finished_run / n).read_bytes() for n in before} == before
 
 
+def test_a_run_inside_its_image_folder_is_refused(tmp_path, capsys, monkeypatch):
+    """Its curves.png would be a training image of a class the next time; a folder with train/
+    reads only its split folders, so a run beside them is fine. ``--data .`` names its run after
+    the folder, not ``runs/resnet20-``."""
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(tmp_path / "imgs" / c / f"{i}.png")
+    data = tmp_path / "imgs"
+    err = one_line_error(capsys, ["train", "resnet20", "--data", str(data), "--img-size", "32",
+                                  "--out", str(data / "a" / "run")])  # fmt: skip
+    assert f"inside the image folder {data}" in err and "--out" in err
+    assert sorted(p.name for p in data.iterdir()) == ["a", "b"]
+    assert not (data / "a" / "run").exists()
+    monkeypatch.chdir(data)
+    with pytest.raises(CnnzooError, match=r"runs/resnet20-imgs is inside the image folder \."):
+        Run.new("resnet20", ".")
+    split = tmp_path / "split"
+    split.mkdir()
+    data.rename(split / "train")
+    assert Run.new("resnet20", str(split), out=split / "runs" / "x").out == split / "runs" / "x"
+    with pytest.raises(CnnzooError, match="inside the image folder"):
+        Run.new("resnet20", str(split), out=split / "train" / "x")
+
+
 def test_a_run_interrupted_before_its_first_epoch_starts_over_in_place(tmp_path):
     """What interrupted_advice promises: the same command again, in the same folder."""
     out = tmp_path / "run"

@@ -162,6 +162,22 @@ class DataSpec:
         size = d.get("input_size")
         return cls(**{**d, "input_size": tuple(int(v) for v in size) if size else None})
 
+    def check_outside(self, out: str | os.PathLike) -> None:
+        """Refuse a run directory inside the folders of images it trains on: its pictures
+        (``curves.png``) would be read as images of a class the next time the folder loads."""
+        from .data import folder_splits
+
+        if not Path(self.spec).is_dir():
+            return
+        where = Path(out).resolve()
+        for folder in filter(None, folder_splits(Path(self.spec)).values()):
+            if where.is_relative_to(folder.resolve()):
+                raise CnnzooError(
+                    f"the run directory {out} is inside the image folder {folder}, whose next "
+                    f"load would read the run's pictures as training images; give an --out "
+                    f"outside it"
+                )
+
     def load(
         self,
         strict: bool = False,

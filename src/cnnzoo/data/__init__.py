@@ -403,16 +403,22 @@ def _stats(x: torch.Tensor) -> tuple[list[float], list[float]]:
 IN_MEMORY_BYTES = 2 * 1024**3  # image folders larger than this once decoded are read lazily
 
 
+def folder_splits(root: Path) -> dict[str, Path | None]:
+    """The folders an image folder's splits are read from: its ``train``, ``val`` (or ``valid``,
+    ``validation``) and ``test`` sub-folders when it has a ``train``, else the folder itself as
+    the training split."""
+    sub = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    if "train" not in sub:
+        return {"train": root, "val": None, "test": None}
+    val_dir = next((sub[k] for k in ("val", "valid", "validation") if k in sub), None)
+    return {"train": sub["train"], "val": val_dir, "test": sub.get("test")}
+
+
 def _load_folder(
     root: Path, input_size, strict: bool, in_memory: bool | None, interpolation: str = "bilinear"
 ) -> DataBundle:
     c, h, w = input_size
-    sub = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
-    if "train" in sub:
-        val_dir = next((sub[k] for k in ("val", "valid", "validation") if k in sub), None)
-        dirs = {"train": sub["train"], "val": val_dir, "test": sub.get("test")}
-    else:
-        dirs = {"train": root, "val": None, "test": None}
+    dirs = folder_splits(root)
     if in_memory is None:
         n = sum(len(p) for d in dirs.values() if d for p in scan_folder(d, None)[0])
         in_memory = n * c * h * w <= IN_MEMORY_BYTES

@@ -78,7 +78,8 @@ class FineTune:
         src = resolve_model(str(weights), model_name, pretrained=pretrained)
         size = (src.input_size[0], *img_size) if img_size else tuple(src.input_size)
         spec = DataSpec(data, size, data_dir, augment, 0.1, cfg.seed, limit, per_class)
-        out = Path(out or f"runs/finetune-{src.name}-{Path(data).name}")
+        out = Path(out or f"runs/finetune-{src.name}-{Path(data).resolve().name}")
+        spec.check_outside(out)
         return cls(src, spec, cfg, out, freeze, backbone_lr_scale, probe)
 
     def load_data(self, strict: bool = False, download: bool = False):

@@ -106,7 +106,8 @@ class Run:
         check_fields(config)
         cfg = TrainConfig.from_recipe(recipe, **config) if recipe else TrainConfig(**config)
         spec = replace(spec, seed=cfg.seed)
-        out = Path(out or f"runs/{model}-{Path(data).name}")
+        out = Path(out or f"runs/{model}-{Path(data).resolve().name}")
+        spec.check_outside(out)
         return cls(out, model, {**args, "in_chans": int(chans)}, spec, cfg, None, pretrained)
 
     @classmethod
