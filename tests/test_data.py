@@ -137,9 +137,17 @@ def test_truncated_gzip_is_one_clear_error(tmp_path):
         load_data("mnist", data_dir=tmp_path)
 
 
-def test_missing_dataset_names_all_three_places(tmp_path):
+def test_missing_dataset_names_all_three_places(tmp_path, monkeypatch):
+    """--data-dir, the system folder (with the Debian package that fills it: Fashion-MNIST's
+    only, since Debian packages no MNIST) and --download."""
+    import cnnzoo.data
+
+    monkeypatch.setattr(cnnzoo.data, "SYSTEM_DIR", tmp_path / "system")
     with pytest.raises(DataError, match=r"--data-dir.*dataset-fashion-mnist.*--download"):
+        load_data("fashion-mnist", data_dir=tmp_path)
+    with pytest.raises(DataError, match=r"--data-dir.*--download") as err:
         load_data("mnist", data_dir=tmp_path)
+    assert "dataset-fashion-mnist" not in str(err.value)
 
 
 def test_unknown_spec():

@@ -328,11 +328,13 @@ def _load_idx(key, data_dir, input_size, download) -> DataBundle:
         files = _download_idx(key, tv_name, data_dir)
     if files is None:
         where = f"--data-dir {data_dir}" if data_dir else "no --data-dir given"
+        # Debian packages Fashion-MNIST (dataset-fashion-mnist), not MNIST
+        apt = "install the Debian package dataset-fashion-mnist, " if key == "fashion-mnist" else ""
         raise DataError(
             f"{key} not found ({where}; not in {SYSTEM_DIR / key}"
             + ("" if download else "; --download not given")
-            + "): pass --data-dir with the IDX files, install the Debian package "
-            "dataset-fashion-mnist, or add --download on a machine with a network"
+            + f"): pass --data-dir with the IDX files, {apt}or add --download on a machine with "
+            "a network"
         )
     folder, found = files
     train = read_idx_pair(*found["train"])
