@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown command {command!r}; {hint}")
     args, extra = parser.parse_known_args(argv)
     if extra:  # said by the command's own parser, with the option it probably meant
-        _unrecognized(_innermost(commands.get(args.command, parser), argv[1:]), extra)
+        from ._unknown import refuse_unknown
+
+        refuse_unknown(commands.get(args.command, parser), argv[1:], extra)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
@@ -102,36 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cnnzoo {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-# options that one command names differently from another (train's --img-size, summary's --input)
-SYNONYMS = {"--img-size": "--input", "--input-size": "--input", "--input": "--img-size"}
-
-
-def _innermost(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
-    """The parser of the deepest subcommand named in ``argv`` (``calc conv``, ``viz filters``)."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            name = next((a for a in argv if a in action.choices), None)
-            if name is not None:
-                return _innermost(action.choices[name], argv[argv.index(name) + 1 :])
-    return parser
-
-
-def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> None:
-    """Stop on arguments the command does not take, naming the closest option it has."""
-    options = [o for o in parser._option_string_actions if o.startswith("--")]
-    hints = []
-    for arg in extra:
-        name = arg.split("=", 1)[0]
-        if not name.startswith("--"):
-            continue
-        close = [SYNONYMS[name]] if SYNONYMS.get(name) in options else []
-        bare = [o[2:] for o in options]  # compared without the dashes every option shares
-        close = close or ["--" + c for c in difflib.get_close_matches(name[2:], bare, 1, 0.6)]
-        if close:
-            hints.append(f"did you mean {close[0]} for {name}?")
-    parser.error("; ".join([f"unrecognized arguments: {' '.join(extra)}", *hints]))
 
 
 def _disk_full(err: OSError) -> str:
