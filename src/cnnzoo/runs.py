@@ -147,6 +147,13 @@ class DataSpec:
     per_class: int | None = None  # keep this many training images per class (fine-tuning)
     stratify: bool = True  # the validation split is drawn per class (older runs: False)
 
+    def __post_init__(self) -> None:
+        if not 0.0 < self.val_fraction < 1.0:  # 0 is not "no validation": every run validates
+            raise DataError(
+                f"val_fraction must be above 0 and below 1 (the share of the training images "
+                f"that validates), got {self.val_fraction}"
+            )
+
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["input_size"] = list(self.input_size) if self.input_size else None

@@ -37,7 +37,6 @@ class Run:
     config: TrainConfig
     resume_from: Checkpoint | None = None  # the last.pt a resumed run continues
     pretrained: bool = False  # start from the model's published weights
-    started_from: dict | None = None  # which published weights, once the model is built
 
     @classmethod
     def new(
@@ -88,21 +87,20 @@ class Run:
         augment = augment or r.get("augment") or "auto"
         if val_fraction is None:
             val_fraction = r.get("val_fraction", 0.1)
-        if not 0.0 < val_fraction < 1.0:  # 0 is not "no validation": every run validates
-            where = f"recipe {recipe}: " if r.get("val_fraction") == val_fraction else ""
-            raise CnnzooError(
-                f"{where}val_fraction must be above 0 and below 1 (the share of the training "
-                f"images that validates), got {val_fraction}"
+        try:
+            spec = DataSpec(
+                spec=data,
+                input_size=(int(chans), *hw),
+                data_dir=data_dir or r.get("data_dir"),
+                augment=default_augment(data) if augment == "auto" else augment,
+                val_fraction=val_fraction,
+                seed=0,
+                limit=limit,
             )
-        spec = DataSpec(
-            spec=data,
-            input_size=(int(chans), *hw),
-            data_dir=data_dir or r.get("data_dir"),
-            augment=default_augment(data) if augment == "auto" else augment,
-            val_fraction=val_fraction,
-            seed=0,
-            limit=limit,
-        )
+        except CnnzooError as err:  # a recipe's value: say which recipe
+            if recipe and r.get("val_fraction") == val_fraction:
+                raise CnnzooError(f"recipe {recipe}: {err}") from None
+            raise
         check_fields(config)
         cfg = TrainConfig.from_recipe(recipe, **config) if recipe else TrainConfig(**config)
         spec = replace(spec, seed=cfg.seed)
@@ -162,12 +160,9 @@ class Run:
 
         args = {**self.model_args, "num_classes": num_classes}
         if self.pretrained:
-            from ..hub import weights_provenance
-
             model = create_model(self.model_name, pretrained=True, **args)
             # what the weights were built with (GoogLeNet's transform_input): the checkpoint's too
             self.model_args.update(model.pretrained_cfg["model_args"])
-            self.started_from = weights_provenance(self.model_name, model.pretrained_cfg)
             return model
         return create_model(self.model_name, **args)
 
@@ -195,6 +190,12 @@ class Run:
                 if self.resume_from is None:
                     check_new_run_dir(self.out)
                 model = self.build_model(bundle.num_classes)
+                meta = None  # a new run from published weights records which (resumes keep it)
+                if self.pretrained:
+                    from ..hub import weights_provenance
+
+                    started = weights_provenance(self.model_name, model.pretrained_cfg)
+                    meta = {"started_from": started}
                 args = {**self.model_args, "num_classes": bundle.num_classes}
                 if main and announce is not None:
                     what = "resuming" if self.resume_from else "training"
@@ -213,7 +214,7 @@ class Run:
                     model_args=args,
                     resume=self.resume_from,
                     data_args=self.data,
-                    extra_meta={"started_from": self.started_from} if self.started_from else None,
+                    extra_meta=meta,
                 )
                 if main and bundle.test is not None and result["history"]:
                     # the final weights, not best.pt, with the config's test-time views
