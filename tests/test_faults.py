@@ -337,6 +337,19 @@ def test_resume_refuses_what_would_change_the_run(finished_run, capsys, change):
     assert (finished_run / "last.pt").read_bytes() == before
 
 
+@pytest.mark.parametrize("epochs", [[], ["--epochs", "1"]])
+def test_a_resume_that_would_train_nothing_says_so(finished_run, capsys, epochs):
+    """The run has trained one epoch: a resume to one epoch in all (given or its own) ran no
+    epoch and reported the run as done with exit status 0; it now names the total to give, and
+    the run's files stay as they were."""
+    files = sorted(p.name for p in finished_run.iterdir())
+    before = {name: (finished_run / name).read_bytes() for name in ("last.pt", "test.json")}
+    err = one_line_error(capsys, ["train", "--resume", str(finished_run), *epochs, *QUIET])
+    assert "already trained 1 epoch," in err and "--epochs 2 or more" in err, err
+    assert sorted(p.name for p in finished_run.iterdir()) == files  # no new TensorBoard log
+    assert {name: (finished_run / name).read_bytes() for name in before} == before
+
+
 @pytest.mark.parametrize(
     "model_arg, named",
     [("num_classes=-1", "num_classes"), ("num_classes=5", "num_classes"),

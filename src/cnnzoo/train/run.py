@@ -130,6 +130,14 @@ class Run:
         if why is not None:
             raise CheckpointError(f"{file} cannot be resumed: {why}")
         config = TrainConfig.from_dict({**(ckpt.config or {}), **changes})
+        if config.epochs <= ckpt.epoch:  # fit would run no epoch and report the run as done
+            asked = f"--epochs {config.epochs}" if "epochs" in changes else "its own --epochs"
+            done = f"{ckpt.epoch} epoch" + ("s" if ckpt.epoch != 1 else "")
+            raise CnnzooError(
+                f"{file.parent} has already trained {done}, so resuming with "
+                f"{asked} trains nothing; --epochs counts from the run's start: give --epochs "
+                f"{ckpt.epoch + 1} or more to train further"
+            )
         return cls(file.parent, ckpt.model, dict(ckpt.model_args), ckpt.data, config, ckpt)
 
     def load_data(self, strict: bool = False, download: bool = False, data_dir: str | None = None):
