@@ -124,12 +124,35 @@ def test_record_keeps_the_best_and_a_state_without_optimiser_is_refused():
 
 
 def test_run_new_fills_in_the_models_input_and_the_datasets_augmentation(tmp_path):
-    run = Run.new("lenet5", "fashion-mnist", out=tmp_path)
-    assert run.data.input_size == (1, 32, 32)  # LeNet-5's own
+    run = Run.new("resnet20", "fashion-mnist", out=tmp_path)
+    assert run.data.input_size == (3, 32, 32)  # ResNet-20's own
     assert run.data.augment == "flip"  # clothing flips; digits never do
-    assert Run.new("lenet5", "digits", out=tmp_path).data.augment == "none"
+    assert Run.new("resnet20", "digits", out=tmp_path).data.augment == "none"
+    assert Run.new("lenet5", "digits", out=tmp_path).data.input_size == (1, 32, 32)
     with pytest.raises(CnnzooError, match="give a model and data"):
         Run.new("lenet5")
+
+
+def test_a_models_declared_training_defaults_sit_between_the_caller_and_the_general_ones(tmp_path):
+    """LeNet-5 declares no augmentation, no label smoothing and twice the general rate; ResNet-20
+    declares nothing. What the caller or a recipe gives wins, and the declared SGD rate follows a
+    given batch size by the linear scaling rule."""
+    general = Run.new("resnet20", "fashion-mnist", out=tmp_path)
+    assert (general.data.augment, general.config.label_smoothing) == ("flip", 0.1)
+    assert general.config.lr == pytest.approx(0.1) and general.model_defaults == {}
+    lenet = Run.new("lenet5", "fashion-mnist", out=tmp_path)
+    assert (lenet.data.augment, lenet.config.label_smoothing) == ("none", 0.0)
+    assert lenet.config.lr == pytest.approx(0.2)
+    assert lenet.model_defaults == {"augment": "none", "label_smoothing": 0.0, "lr": 0.2}
+    assert Run.new("lenet5", "fashion-mnist", out=tmp_path, batch_size=64).config.lr == 0.1
+    adam = Run.new("lenet5", "fashion-mnist", out=tmp_path, opt="adam", batch_size=256)
+    assert adam.config.lr == pytest.approx(1e-3 * 256 / 128)  # Adam's general rate, not SGD's
+    given = Run.new("lenet5", "fashion-mnist", out=tmp_path, augment="auto", label_smoothing=0.1)
+    assert (given.data.augment, given.config.label_smoothing) == ("flip", 0.1)
+    assert given.model_defaults == {"lr": 0.2}
+    recipe = Run.new(recipe="lenet-fashion", out=tmp_path)  # a recipe is a whole design
+    assert (recipe.data.augment, recipe.config.label_smoothing) == ("flip", 0.1)
+    assert recipe.model_defaults == {}
 
 
 def test_a_deterministic_run_leaves_no_global_trace(tmp_path):

@@ -73,3 +73,16 @@ def test_recipe_with_resume_refused(tmp_path, capsys):
     argv = ["train", "--resume", str(tmp_path), "--recipe", "fashion-fast"]
     assert main(argv) == 2
     assert "--resume continues a run as it was configured; drop --recipe" in capsys.readouterr().err
+
+
+def test_the_command_line_says_which_of_the_models_own_defaults_it_took(tmp_path, capsys):
+    """LeNet-5 declares its training defaults; `cnnzoo train` names those it used (the ones the
+    command line did not give) and stores them in the run's configuration."""
+    out = tmp_path / "run"
+    argv = ["train", "lenet5", "--data", "digits", "--epochs", "1", "--limit", "64", "--lr", "0.05"]
+    argv += ["--no-progress", "--no-tensorboard", "--no-plots", "--out", str(out)]
+    assert main(argv) == 0
+    said = capsys.readouterr().out
+    assert "lenet5's own training defaults: augment none, label_smoothing 0.0\n" in said, said
+    cfg = cnnzoo.load_checkpoint(out / "last.pt")["config"]
+    assert (cfg["lr"], cfg["label_smoothing"]) == (0.05, 0.0)

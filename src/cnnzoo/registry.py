@@ -30,6 +30,8 @@ class ModelInfo:
     input_size: tuple[int, int, int]  # (C, H, W) the architecture was designed for
     family: str  # module the builder lives in, e.g. "resnet"
     paper: str  # first line of the builder's docstring
+    # training defaults the model declares over the general ones (``register_model``), as pairs
+    train_defaults: tuple[tuple[str, object], ...] = ()
 
     @property
     def default_num_classes(self) -> int | None:
@@ -57,11 +59,19 @@ def _default_arg(fn: Callable, name: str):
     return param.default
 
 
-def register_model(fn: Callable | None = None, *, input_size: tuple[int, int, int] = (3, 224, 224)):
+def register_model(
+    fn: Callable | None = None,
+    *,
+    input_size: tuple[int, int, int] = (3, 224, 224),
+    train_defaults: dict | None = None,
+):
     """Register a model builder under its function name.
 
     Use bare (``@register_model``) for 224x224 RGB models, or with the architecture's input size
-    (``@register_model(input_size=(1, 32, 32))``). A name registered twice is an error.
+    (``@register_model(input_size=(1, 32, 32))``). ``train_defaults`` are training settings the
+    model is measured to want instead of the general defaults (``augment`` and ``TrainConfig``
+    fields; an ``lr`` is an SGD rate at batch 128): ``cnnzoo train`` and ``Run.new`` take them
+    where neither the caller nor a recipe says otherwise. A name registered twice is an error.
     """
 
     def decorate(builder: Callable) -> Callable:
@@ -75,6 +85,7 @@ def register_model(fn: Callable | None = None, *, input_size: tuple[int, int, in
             input_size=tuple(input_size),
             family=builder.__module__.rsplit(".", 1)[-1],
             paper=doc.splitlines()[0] if doc else "",
+            train_defaults=tuple(sorted((train_defaults or {}).items())),
         )
         return builder
 

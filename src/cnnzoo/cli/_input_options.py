@@ -18,9 +18,10 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
         "--augment",
         choices=["auto", *AUGMENTS],
         default=None,
-        help="training augmentation; auto: flips for Fashion-MNIST, random crop with padding + "
-        "flip for CIFAR and image folders, none for digits; basic+erase adds random erasing "
-        "(--batch-augment replaces it with augmentation on the batch)",
+        help="training augmentation (default: the model's own where it declares one, as "
+        "LeNet-5 declares none, else auto); auto: flips for Fashion-MNIST, random crop with "
+        "padding + flip for CIFAR and image folders, none for digits; basic+erase adds random "
+        "erasing (--batch-augment replaces it with augmentation on the batch)",
     )
     g.add_argument(
         "--val-fraction",

@@ -45,12 +45,16 @@ class LeNet5(ZooModel):
         )
         self.pre_logits = nn.Sequential(nn.Flatten(), nn.Linear(120, 84), Act())  # F6
         self.fc = self.new_head(num_classes)
-        self.init_weights()
+        self.init_weights(act)
 
-    def init_weights(self) -> None:
+    def init_weights(self, act: str = "tanh") -> None:
+        """Glorot's uniform initialisation with torch's gain for the activation (5/3 for tanh,
+        sqrt(2) for ReLU; the paper drew from U(-2.4/fan_in, 2.4/fan_in)). Against gain 1, it
+        adds 0.3-0.5 points of Fashion-MNIST test accuracy to five epochs (docs/training.md)."""
+        gain = nn.init.calculate_gain(act)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(m.weight)
+                nn.init.xavier_uniform_(m.weight, gain=gain)
                 nn.init.zeros_(m.bias)
 
     def feature_points(self) -> list[tuple[str, int]]:
@@ -65,7 +69,13 @@ class LeNet5(ZooModel):
         return x if pre_logits else self.fc(x)
 
 
-@register_model(input_size=(1, 32, 32))
+# A 61,706-parameter network underfits Fashion-MNIST in the epochs it is trained for: flips and
+# label smoothing cost it accuracy at 5, 10 and 20 epochs alike, and it takes twice the general
+# rate (docs/training.md, "The defaults").
+LENET5_TRAIN_DEFAULTS = {"augment": "none", "label_smoothing": 0.0, "lr": 0.2}
+
+
+@register_model(input_size=(1, 32, 32), train_defaults=LENET5_TRAIN_DEFAULTS)
 def lenet5(**kwargs) -> LeNet5:
     """LeNet-5 (LeCun et al. 1998, Gradient-based learning applied to document recognition)."""
     return LeNet5(**kwargs)

@@ -149,6 +149,20 @@ class TrainConfig:
         return cls(**{**values, **overrides})
 
 
+def with_declared_defaults(declared: dict, given: dict) -> dict:
+    """``TrainConfig`` values: ``given`` over a model's declared training defaults
+    (``register_model(train_defaults=...)``), which are over the general ones. A declared ``lr``
+    is an SGD rate at batch 128: it follows a given ``batch_size`` by the linear scaling rule, as
+    the general default does, and is left out for another optimiser."""
+    values = {k: v for k, v in declared.items() if k not in given}
+    if "lr" in values:
+        if given.get("opt", "sgd") != "sgd":
+            del values["lr"]
+        else:
+            values["lr"] *= given.get("batch_size", BASE_BATCH) / BASE_BATCH
+    return {**values, **given}
+
+
 def check_fields(names: Iterable[str]) -> None:
     """Raise ``ConfigArgumentError`` for the first name that is no ``TrainConfig`` field, naming
     the closest field, as ``create_model`` does for a misspelt model argument."""

@@ -14,13 +14,26 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, CnnzooError
 from ..runs import Checkpoint, DataSpec, Preprocess, RunLock, check_new_run_dir, default_augment
-from .config import TrainConfig, check_fields
+from .config import TrainConfig, check_fields, with_declared_defaults
+
+
+def _model_defaults(declared: tuple, augment: str | None, config: dict) -> tuple:
+    """A run without a recipe: the augmentation, the ``TrainConfig`` values and what of the
+    model's declared training defaults they took (shown when the run starts)."""
+    declared, took = dict(declared), {}
+    if augment is None and "augment" in declared:
+        augment = took["augment"] = declared["augment"]
+    declared.pop("augment", None)
+    values = with_declared_defaults(declared, config)
+    took.update({k: values[k] for k in declared if k in values and k not in config})
+    return augment, values, took
+
 
 # what a resume may change: how long, where, and what is shown; everything else is the run's
 RESUME_MAY_CHANGE = ("epochs", "device", "progress", "tensorboard", "plots", "threads")
@@ -37,6 +50,8 @@ class Run:
     config: TrainConfig
     resume_from: Checkpoint | None = None  # the last.pt a resumed run continues
     pretrained: bool = False  # start from the model's published weights
+    # the model's declared training defaults the run took (``register_model(train_defaults=)``)
+    model_defaults: dict = field(default_factory=dict)
 
     @classmethod
     def new(
@@ -58,8 +73,10 @@ class Run:
     ) -> Run:
         """A new run. Left-out arguments come from ``recipe`` (a name of
         ``cnnzoo.train.recipes.RECIPES`` or a .json/.toml file), then from the defaults: the
-        model's own input size, ``augment="auto"`` (``default_augment``), 10% validation and
-        ``TrainConfig``'s defaults. ``config`` holds ``TrainConfig`` fields (``epochs=5``...)."""
+        model's own input size, without a recipe the training defaults the model declares
+        (``ModelInfo.train_defaults``, LeNet-5's), ``augment="auto"`` (``default_augment``), 10%
+        validation and ``TrainConfig``'s defaults. ``config`` holds ``TrainConfig`` fields
+        (``epochs=5``...)."""
         from ..registry import get_model_info
         from .recipes import checked_values, load_recipe
 
@@ -84,7 +101,13 @@ class Run:
         if isinstance(chans, bool) or not isinstance(chans, int) or chans < 1:
             raise CnnzooError(f"in_chans must be an integer >= 1, got {chans!r}")
         hw = tuple(img_size) if img_size else tuple(info.input_size[1:])
-        augment = augment or r.get("augment") or "auto"
+        check_fields(config)
+        took: dict = {}  # a recipe is a whole design; without one, the model's own defaults
+        if recipe:
+            augment, values = augment or r.get("augment"), config
+        else:
+            augment, values, took = _model_defaults(info.train_defaults, augment, config)
+        augment = augment or "auto"
         if val_fraction is None:
             val_fraction = r.get("val_fraction", 0.1)
         try:
@@ -101,12 +124,12 @@ class Run:
             if recipe and r.get("val_fraction") == val_fraction:
                 raise CnnzooError(f"recipe {recipe}: {err}") from None
             raise
-        check_fields(config)
-        cfg = TrainConfig.from_recipe(recipe, **config) if recipe else TrainConfig(**config)
+        cfg = TrainConfig.from_recipe(recipe, **config) if recipe else TrainConfig(**values)
         spec = replace(spec, seed=cfg.seed)
         out = Path(out or f"runs/{model}-{Path(data).resolve().name}")
         spec.check_outside(out)
-        return cls(out, model, {**args, "in_chans": int(chans)}, spec, cfg, None, pretrained)
+        args = {**args, "in_chans": int(chans)}
+        return cls(out, model, args, spec, cfg, None, pretrained, model_defaults=took)
 
     @classmethod
     def resume(cls, path: str | os.PathLike, **changes: Any) -> Run:
@@ -213,6 +236,9 @@ class Run:
                         f"({len(bundle.train):,} train, {len(bundle.val):,} val images, "
                         f"{bundle.num_classes} classes, input {h}x{w}x{c}) -> {self.out}"
                     )
+                    if self.model_defaults:
+                        own = ", ".join(f"{k} {v}" for k, v in self.model_defaults.items())
+                        announce(f"{self.model_name}'s own training defaults: {own}")
                 result = fit(
                     model,
                     bundle,
