@@ -3,6 +3,8 @@ run's training state round-trips through its state_dict."""
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import torch
 from torch import nn
@@ -10,6 +12,7 @@ from torch import nn
 from cnnzoo.checkpoint import load_checkpoint
 from cnnzoo.cli import main as cli
 from cnnzoo.errors import CnnzooError
+from cnnzoo.runs import load_features
 from cnnzoo.train import TrainConfig
 from cnnzoo.train.finetune import FineTune
 from cnnzoo.train.loop import TrainState
@@ -159,3 +162,15 @@ def test_a_deterministic_run_leaves_no_global_trace(tmp_path):
     assert torch.are_deterministic_algorithms_enabled() is False
     Run.new("lenet5", out=tmp_path / "r", deterministic=True, **SMALL, **QUIET).train()
     assert torch.are_deterministic_algorithms_enabled() is False
+
+
+@pytest.mark.parametrize("content", [b"junk\n", pickle.dumps([1, 2, 3])], ids=["text", "pickle"])
+def test_a_features_file_that_is_no_archive_gets_no_advice_to_unpickle(tmp_path, content):
+    """numpy reads a file that is no .npz as a possible pickle and says to load it with
+    allow_pickle: advice that would run a stranger's code. The error names the file and the
+    command that makes one instead."""
+    path = tmp_path / "f.npz"
+    path.write_bytes(content)
+    with pytest.raises(CnnzooError, match="not a features .npz file") as err:
+        load_features(path)
+    assert "pickle" not in str(err.value) and "cnnzoo features" in str(err.value)

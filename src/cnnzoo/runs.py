@@ -736,6 +736,11 @@ def load_features(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CnnzooError(f"features file {path} does not exist; make one with `cnnzoo features`")
+    if not zipfile.is_zipfile(path):  # else numpy guesses a pickle and suggests loading unsafely
+        raise CnnzooError(
+            f"{path} is not a features .npz file (no whole zip archive: truncated, or another "
+            f"kind of file); make one with `cnnzoo features`"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
