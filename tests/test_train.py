@@ -446,3 +446,21 @@ def test_any_map_style_dataset_trains_like_the_in_memory_one(tmp_path):
         fit(models[-1], b, cfg, tmp_path / str(i), model_name="small", model_args={})
     a, b = models[0].state_dict(), models[1].state_dict()
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+
+
+def test_an_error_mid_epoch_closes_the_progress_bar(capsys):
+    """An input too small for the model fails at the first batch; the epoch's progress bar is
+    closed on the way out (tqdm forgets a closed bar), so the one-line error that follows starts
+    on a line of its own instead of after the bar's text."""
+    from tqdm import tqdm
+
+    from cnnzoo.errors import InputTooSmallError
+    from cnnzoo.train.loop import train_one_epoch
+
+    model = cnnzoo.create_model("lenet5")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    batches = [(torch.randn(2, 1, 4, 4), torch.tensor([0, 1]))] * 3
+    config = TrainConfig(progress=True, channels_last=False)
+    with pytest.raises(InputTooSmallError) as err:  # its traceback keeps the epoch's frame
+        train_one_epoch(model, batches, optimizer, config, torch.device("cpu"))
+    assert err.traceback and not list(tqdm._instances)

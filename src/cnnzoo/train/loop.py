@@ -98,49 +98,49 @@ def train_one_epoch(
     )
     loss_sum, correct, seen = 0.0, 0, 0
     start = time.perf_counter()
-    for i, (x, y) in enumerate(loader):
-        if schedule is not None:
-            schedule.step(start_step + i)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if config.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp_dtype):
-            out = model(x)
-            loss, logits = compute_loss(out, y, config.label_smoothing, aux_weight)
-        if not torch.isfinite(loss):  # also catches the previous step's poisoned weights
-            raise DivergedError(
-                f"training diverged: the loss is {loss.item()} at step {start_step + i} "
-                f"({desc}, batch {i + 1}); lower --lr or add --grad-clip"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        if config.grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        if after_step is not None:
-            after_step()
-        n = len(y)
-        loss_sum += loss.item() * n
-        correct += int((logits.argmax(1) == y).sum())
-        seen += n
-        bar.update(1)
-        if i % 10 == 0 or i + 1 == total:
-            rate = seen / max(time.perf_counter() - start, 1e-9)
-            bar.set_postfix(
-                loss=f"{loss_sum / seen:.4f}",
-                acc=f"{correct / seen:.3f}",
-                img_s=f"{rate:,.0f}",
-                refresh=False,
-            )
-    bar.close()
+    with bar:  # closed on an error too, so that the error does not land on the bar's line
+        for i, (x, y) in enumerate(loader):
+            if schedule is not None:
+                schedule.step(start_step + i)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(device, amp_dtype):
+                out = model(x)
+                loss, logits = compute_loss(out, y, config.label_smoothing, aux_weight)
+            if not torch.isfinite(loss):  # also catches the previous step's poisoned weights
+                raise DivergedError(
+                    f"training diverged: the loss is {loss.item()} at step {start_step + i} "
+                    f"({desc}, batch {i + 1}); lower --lr or add --grad-clip"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if config.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            if after_step is not None:
+                after_step()
+            n = len(y)
+            loss_sum += loss.item() * n
+            correct += int((logits.argmax(1) == y).sum())
+            seen += n
+            bar.update(1)
+            if i % 10 == 0 or i + 1 == total:
+                rate = seen / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(
+                    loss=f"{loss_sum / seen:.4f}",
+                    acc=f"{correct / seen:.3f}",
+                    img_s=f"{rate:,.0f}",
+                    refresh=False,
+                )
     elapsed = time.perf_counter() - start
     loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], device)
     return {
