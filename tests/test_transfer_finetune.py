@@ -59,15 +59,21 @@ def test_cli_finetune_errors(tmp_path, capsys):
     ckpt = tmp_path / "c.pt"
     cnnzoo.save_checkpoint(ckpt, "lenet5", {}, model.state_dict())
     cases = [
-        (["finetune", "lenet5", "--data", "digits"], "is not a file"),
+        (["finetune", str(tmp_path / "nothere.pt"), "--data", "digits"], "is not a file"),
+        (["finetune", "lenet5", "--data", "digits"], "has no published weights: train it"),
+        (["finetune", "resnet18", "--data", "digits"], "add --pretrained"),
+        (["finetune", "resnet18.tv_in1k", "--data", "digits"], "add --pretrained"),
         (["finetune", str(ckpt), "--data", "digits", "--freeze", "head"], "unknown freeze mode"),
+        (["finetune", str(ckpt), "--data", "digits", "--freeze", "until:"], "unknown freeze mode"),
         (["finetune", str(ckpt), "--data", "digits", "--augment", "flip"], "linear probe"),
         (["finetune", str(ckpt), "--model", "resnet20", "--data", "digits"], "not 'resnet20'"),
     ]
     for argv, message in cases:
         assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 2
-        err = capsys.readouterr().err.strip()
+        said = capsys.readouterr()
+        err = said.err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
+        assert said.out == ""  # refused before any data is loaded and announced
 
 
 def test_cli_finetune_from_torchvision_weights(tmp_path, capsys):

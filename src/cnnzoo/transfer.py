@@ -258,6 +258,13 @@ class FreezeSummary:
         )
 
 
+def check_freeze_mode(mode: str) -> str:
+    """``mode`` if it has the form ``freeze`` takes (the layer of ``until:`` is checked there)."""
+    if mode in ("none", "backbone") or (mode.startswith("until:") and len(mode) > 6):
+        return mode
+    raise CnnzooError(f"unknown freeze mode {mode!r}; use backbone, none or until:LAYER")
+
+
 def freeze(model: nn.Module, mode: str = "backbone") -> FreezeSummary:
     """Freeze part of ``model`` in place for fine-tuning.
 
@@ -277,12 +284,10 @@ def freeze(model: nn.Module, mode: str = "backbone") -> FreezeSummary:
         boundary = 0
     elif mode == "backbone":
         boundary = len(names)
-    elif mode.startswith("until:"):
-        layer = mode.split(":", 1)[1]
+    else:
+        layer = check_freeze_mode(mode).split(":", 1)[1]
         _get_layer(model, layer)  # a clear error for an unknown name
         boundary = names.index(layer)
-    else:
-        raise CnnzooError(f"unknown freeze mode {mode!r}; use backbone, none or until:LAYER")
 
     frozen_norms = []
     for i, (name, module) in enumerate(model.named_modules()):

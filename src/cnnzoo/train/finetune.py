@@ -27,6 +27,26 @@ from ..runs import (
 from .config import TrainConfig, check_fields
 
 
+def _not_a_start(weights: str) -> str:
+    """Why ``finetune`` cannot start from ``weights``, which is no checkpoint file or run."""
+    from ..registry import is_model, list_pretrained
+
+    if is_model(weights) and list_pretrained(weights.partition(".")[0]):
+        return (
+            f"{weights} is a model name, not a checkpoint: add --pretrained to start from its "
+            f"published weights"
+        )
+    if is_model(weights):
+        return (
+            f"{weights} is a model name, not a checkpoint, and has no published weights: train "
+            f"it with `cnnzoo train {weights.partition('.')[0]}`"
+        )
+    return (
+        f"{weights} is not a file or a run directory with a checkpoint; finetune starts from a "
+        f"checkpoint, a run or a weight file (to train from scratch use `cnnzoo train`)"
+    )
+
+
 @dataclass
 class FineTune:
     """A fine-tuning run: where the weights come from, the data, how much is frozen."""
@@ -60,12 +80,11 @@ class FineTune:
     ) -> FineTune:
         """``probe`` defaults to True for ``freeze="backbone"``; ``config``: TrainConfig fields.
         With ``pretrained``, ``weights`` is a model name whose published weights start it."""
+        from ..transfer import check_freeze_mode
+
         if not pretrained and not resolve_checkpoint(weights).is_file():
-            raise CnnzooError(
-                f"{weights} is not a file or a run directory with a checkpoint; finetune "
-                f"starts from a checkpoint, a run or a weight file (to train from scratch use "
-                f"`cnnzoo train`)"
-            )
+            raise CnnzooError(_not_a_start(str(weights)))
+        check_freeze_mode(freeze)  # before the data is loaded
         check_fields(config)
         cfg = TrainConfig(**config)
         probe = freeze == "backbone" if probe is None else probe
