@@ -337,6 +337,27 @@ def test_resume_refuses_what_would_change_the_run(finished_run, capsys, change):
     assert (finished_run / "last.pt").read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["evaluate", "resnet18", "--data", "digits"], "add --pretrained for its published"),
+        (["evaluate", "resnet18.tv_in1k", "--data", "digits"], "add --pretrained for its"),
+        (["predict", "resnet18", "{image}"], "add --pretrained for its published weights"),
+        (["predict", "lenet5", "{image}"], "no published weights: train it with `cnnzoo train"),
+        (["finetune", "resnet18", "--data", "digits"], "add --pretrained for its published"),
+        (["train", "--resume", "resnet18"], "--resume takes a run directory or its last.pt"),
+    ],
+)
+def test_a_model_name_where_a_checkpoint_belongs_says_what_to_do(tmp_path, capsys, argv, says):
+    """A torchvision or timm user writes the model's name where cnnzoo wants a checkpoint; the
+    error says it is a model name and what works, not only that no such file exists."""
+    image = tmp_path / "x.png"
+    image.write_bytes(b"")
+    argv = [a.replace("{image}", str(image)) for a in argv]
+    err = one_line_error(capsys, argv)
+    assert says in err, err
+
+
 @pytest.mark.parametrize("epochs", [[], ["--epochs", "1"]])
 def test_a_resume_that_would_train_nothing_says_so(finished_run, capsys, epochs):
     """The run has trained one epoch: a resume to one epoch in all (given or its own) ran no

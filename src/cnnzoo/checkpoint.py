@@ -257,7 +257,10 @@ def check_input_file(path: Path, what: str) -> None:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise CheckpointError(f"{what} {path} does not exist (or is not a file)") from None
+        from .registry import model_name_hint
+
+        hint = model_name_hint(str(path))
+        raise CheckpointError(hint or f"{what} {path} does not exist (or is not a file)") from None
     except OSError as err:
         raise CheckpointError(f"cannot read {what} {path}: {err.strerror}") from None
     if stat.S_ISDIR(st.st_mode):

@@ -125,6 +125,22 @@ def is_model(name: str) -> bool:
     return not tag or f"{base}.{tag}" in list_pretrained(base)
 
 
+def model_name_hint(name: str) -> str | None:
+    """What to do when ``name`` was given where a checkpoint or weight file belongs, if it is a
+    model name (``"resnet18"``, ``"resnet18.tv_in1k"``): None when it is not one."""
+    if os.sep in name or not is_model(name):
+        return None
+    base = name.partition(".")[0]
+    if list_pretrained(base):
+        return (
+            f"{name} is a model name, not a checkpoint: add --pretrained for its published weights"
+        )
+    return (
+        f"{name} is a model name, not a checkpoint, and has no published weights: train it with "
+        f"`cnnzoo train {base}`"
+    )
+
+
 def closest_models(name: str, n: int = 5) -> list[str]:
     """The registered names most like ``name``: prefix matches first, then by similarity."""
     prefix = [m for m in sorted(_zoo()) if m.startswith(name) or name.startswith(m)]

@@ -29,19 +29,9 @@ from .config import TrainConfig, check_fields
 
 def _not_a_start(weights: str) -> str:
     """Why ``finetune`` cannot start from ``weights``, which is no checkpoint file or run."""
-    from ..registry import is_model, list_pretrained
+    from ..registry import model_name_hint
 
-    if is_model(weights) and list_pretrained(weights.partition(".")[0]):
-        return (
-            f"{weights} is a model name, not a checkpoint: add --pretrained to start from its "
-            f"published weights"
-        )
-    if is_model(weights):
-        return (
-            f"{weights} is a model name, not a checkpoint, and has no published weights: train "
-            f"it with `cnnzoo train {weights.partition('.')[0]}`"
-        )
-    return (
+    return model_name_hint(weights) or (
         f"{weights} is not a file or a run directory with a checkpoint; finetune starts from a "
         f"checkpoint, a run or a weight file (to train from scratch use `cnnzoo train`)"
     )

@@ -143,6 +143,10 @@ class Run:
                 f"--threads and the display options may change, got {flags}"
             )
         path = Path(path)
+        if not path.exists():
+            raise CheckpointError(
+                f"{path} does not exist; --resume takes a run directory or its last.pt"
+            )
         file = path / "last.pt" if path.is_dir() else path
         if path.is_dir() and not file.is_file():
             raise CheckpointError(
