@@ -234,3 +234,20 @@ def test_times_are_medians_by_default_and_means_on_request():
     assert "means" in means.to_table().splitlines()[0]
     with pytest.raises(cnnzoo.CnnzooError, match="statistic"):
         cnnzoo.profile(Small(), (3, 16, 16), statistic="mode")
+
+
+def test_a_batch_that_cannot_fit_is_refused_before_anything_is_allocated(monkeypatch):
+    """LeNet-5 on a batch of 64, evaluated, holds at least its input (64 x 1x32x32 floats,
+    262,144 bytes) and C1's output (64 x 6x28x28 floats, 1,204,224 bytes) at once: 1,466,368
+    bytes. On a device made to have 1.4 MB it is refused with that figure; with the machine's
+    real memory the same call runs."""
+    from cnnzoo.analysis import profile as profile_module
+
+    model = cnnzoo.create_model("lenet5")
+    need = 64 * 1 * 32 * 32 * 4 + 64 * 6 * 28 * 28 * 4
+    assert need == 1_466_368
+    monkeypatch.setattr(profile_module, "device_memory", lambda device: need - 1)
+    with pytest.raises(cnnzoo.CnnzooError, match=r"batch of 64 needs at least 1\.5 MB for the in"):
+        profile_module.profile(model, (1, 32, 32), batch=64, repeats=1, warmup=0)
+    monkeypatch.setattr(profile_module, "device_memory", lambda device: need)
+    assert profile_module.profile(model, (1, 32, 32), batch=64, repeats=1, warmup=0).rows

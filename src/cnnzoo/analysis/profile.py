@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from torch import nn
 from ..errors import CnnzooError
 from . import analyze
 from .ceilings import machine
-from .report import LayerStats, Report, _count
+from .report import LayerStats, Report, _bytes, _count
 from .trace import Recorder, Row, _tensors, module_tracking, temporarily_training
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -348,6 +349,7 @@ def profile(
     if device.type == "meta":
         raise CnnzooError("profile needs a model with real weights, not one on the meta device")
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    check_memory(report, train, device, dtype)
     x = torch.randn(batch, *report.input_size, generator=torch.Generator().manual_seed(0))
     x = x.to(device=device, dtype=dtype)
     sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
@@ -370,6 +372,37 @@ def profile(
             p.grad = g
     sizes = {n: p.numel() for n, p in model.named_parameters()}
     return _summarise(report, plain, timed, train, device, sizes, statistic)
+
+
+def device_memory(device: torch.device) -> int | None:
+    """The device's memory in bytes: a GPU's total, else the machine's physical memory."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        return None
+
+
+def check_memory(report: Report, train: bool, device: torch.device, dtype: torch.dtype) -> None:
+    """Refuse, before anything is allocated, a batch that cannot fit in the device's memory: a
+    training step keeps what autograd saves, the weights and their gradients at once; an
+    evaluation at least the input and the largest layer output."""
+    if train:
+        need = report.total.training_bytes - report.total.optimizer_bytes
+        what = "what a training step keeps (the saved activations, weights and gradients)"
+    else:
+        item = torch.empty(0, dtype=dtype).element_size()
+        size = report.batch_size * math.prod(report.input_size) * item
+        need = size + max((r.act_bytes for r in report.layers), default=0)
+        what = "the input and the largest layer output together"
+    have = device_memory(device)
+    if have is not None and need > have:
+        raise CnnzooError(
+            f"{report.model} on a batch of {report.batch_size:,} needs at least {_bytes(need)} "
+            f"for {what}, more than the {_bytes(have)} of {device.type} memory; use a smaller "
+            f"batch"
+        )
 
 
 def _whole_step(model: nn.Module, x: torch.Tensor, train: bool, sync) -> float:
