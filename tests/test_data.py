@@ -150,6 +150,16 @@ def test_missing_dataset_names_all_three_places(tmp_path, monkeypatch):
     assert "dataset-fashion-mnist" not in str(err.value)
 
 
+@pytest.mark.parametrize("spec", ["fashion-mnist", "cifar10"])
+def test_a_data_dir_that_is_a_file_is_refused(tmp_path, spec):
+    """A file given as --data-dir was passed over in silence: Fashion-MNIST then came from the
+    system folder, and CIFAR's error asked for the --data-dir that had been given."""
+    wrong = tmp_path / "train-images-idx3-ubyte.gz"
+    wrong.write_bytes(b"")
+    with pytest.raises(DataError, match=r"--data-dir .*train-images-idx3-ubyte.gz is a file; give"):
+        load_data(spec, data_dir=wrong)
+
+
 def test_unknown_spec():
     with pytest.raises(DataError, match="unknown dataset 'imagenet'"):
         load_data("imagenet")

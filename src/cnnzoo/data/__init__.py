@@ -180,6 +180,8 @@ def load_data(
         raise DataError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     if limit is not None and limit < 1:
         raise DataError(f"limit must be a positive number of images, got {limit}")
+    if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
+        raise DataError(f"--data-dir {data_dir} is a file; give the folder that holds the data")
     key = ALIASES.get(spec.lower(), spec.lower())
     g = torch.Generator().manual_seed(seed)
     if key in IDX_SETS:
