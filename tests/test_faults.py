@@ -501,3 +501,41 @@ def test_every_class_keeps_a_training_image(tmp_path):
         val = torch.as_tensor(bundle.val.labels)
         assert (train == 1).sum() == 1 and (val == 1).sum() == 1, seed
         assert len(train) + len(val) == 12 and len(val) == 6
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_refused_before_it_starts(tmp_path, capsys,
+                                                                        monkeypatch):  # fmt: skip
+    """Out of memory, a CPU training process is killed by the system without a word (exit 137,
+    seen with ResNet-18 at 224x224 and batch 2,000 on this 24 GiB machine). The step's lower
+    bound (what autograd saves, the weights and their gradients) is measured first when a guess
+    from the input's size comes near the memory: here the memory is made just too small for
+    LeNet-5's step on 64 digits, and the run stops in one line before writing anything."""
+    import cnnzoo.analysis.memory as memory
+
+    model = create_model("lenet5", num_classes=10)
+    step = memory.training_memory(model, (64, 1, 32, 32), torch.float32)
+    need = step.total - step.optimizer_bytes
+    assert need > 64 * 6 * 28 * 28 * 4  # at least C1's output is kept for its tanh's backward
+    monkeypatch.setattr(memory, "device_memory", lambda device: need - 1)
+    out = tmp_path / "run"
+    argv = ["train", "lenet5", "--data", "digits", "--limit", "64", "--batch-size", "64",
+            "--epochs", "1", "--out", str(out), *QUIET]  # fmt: skip
+    err = one_line_error(capsys, argv)
+    assert "a training step of lenet5 on a batch of 64 at 32x32x1 needs at least" in err, err
+    assert not out.exists()
+    monkeypatch.setattr(memory, "device_memory", lambda device: need)
+    assert cli(argv) == 0
+
+
+def test_the_memory_of_a_small_step_is_not_measured(tmp_path, monkeypatch):
+    """Measuring costs about a second on its first call; a batch whose input is far below the
+    memory (LeNet-5 on digits) never pays it."""
+    import cnnzoo.analysis.memory as memory
+
+    def refuse(*args):
+        raise AssertionError("measured")
+
+    monkeypatch.setattr(memory, "training_memory", refuse)
+    argv = ["train", "lenet5", "--data", "digits", "--limit", "64", "--epochs", "1",
+            "--out", str(tmp_path / "run"), *QUIET]  # fmt: skip
+    assert cli(argv) == 0

@@ -12,6 +12,7 @@ term (they are the "weights" term). Nothing is allocated: meta tensors have size
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -125,3 +126,46 @@ def _saved_bytes(model, state, x_shape, dtype, exclude) -> int:
         torch.manual_seed(0)
         saved = saved_storages(lambda: functional_call(model, state, (x,)), exclude)
     return sum(saved.values())
+
+
+def device_memory(device: torch.device) -> int | None:
+    """The device's memory in bytes: a GPU's total, else the machine's physical memory."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
+        return None
+
+
+# A generous guess of a training step's bytes per byte of input (ResNet-50 at 224x224 keeps about
+# 140 per image): above a quarter of the memory, the step is measured before it is run
+_GUESS_PER_INPUT_BYTE = 200
+
+
+def check_training_fits(
+    model: nn.Module,
+    x_shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+    name: str | None = None,
+) -> None:
+    """Refuse, before anything is allocated, a training batch whose step needs more than the
+    device's memory: what autograd saves, the weights and their gradients, which the real peak
+    (with the optimiser's state and temporaries) only exceeds. Run out of memory instead, a CPU
+    process is killed by the system without a word. The measurement (``training_memory``) costs
+    about a second on its first call, so it is made only when a generous guess from the input's
+    size comes near the memory."""
+    have = device_memory(device)
+    item = torch.empty(0, dtype=dtype).element_size()
+    if have is None or math.prod(x_shape) * item * _GUESS_PER_INPUT_BYTE < have / 4:
+        return
+    mem = training_memory(model, x_shape, dtype)
+    need = mem.total - mem.optimizer_bytes  # the optimiser's state depends on the optimiser
+    if need > have:
+        raise CnnzooError(
+            f"a training step of {name or type(model).__name__} on a batch of {x_shape[0]:,} at "
+            f"{'x'.join(map(str, x_shape[2:]))}x{x_shape[1]} needs at least {need / 1e9:.1f} GB, "
+            f"more than the {have / 1e9:.1f} GB of {device.type} memory; use a smaller "
+            f"--batch-size"
+        )

@@ -18,7 +18,6 @@ import csv
 import io
 import json
 import math
-import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from torch import nn
 from ..errors import CnnzooError
 from . import analyze
 from .ceilings import machine
+from .memory import device_memory
 from .report import LayerStats, Report, _bytes, _count
 from .trace import Recorder, Row, _tensors, module_tracking, temporarily_training
 
@@ -372,16 +372,6 @@ def profile(
             p.grad = g
     sizes = {n: p.numel() for n, p in model.named_parameters()}
     return _summarise(report, plain, timed, train, device, sizes, statistic)
-
-
-def device_memory(device: torch.device) -> int | None:
-    """The device's memory in bytes: a GPU's total, else the machine's physical memory."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).total_memory
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
-        return None
 
 
 def check_memory(report: Report, train: bool, device: torch.device, dtype: torch.dtype) -> None:

@@ -243,6 +243,7 @@ class Run:
                     if self.model_defaults:
                         own = ", ".join(f"{k} {v}" for k, v in self.model_defaults.items())
                         announce(f"{self.model_name}'s own training defaults: {own}")
+                self.check_memory(model, bundle)
                 result = fit(
                     model,
                     bundle,
@@ -261,6 +262,21 @@ class Run:
         finally:
             if distributed:
                 cleanup_distributed()
+
+    def check_memory(self, model, bundle) -> None:
+        """Refuse, in one line, a batch whose training step cannot fit in the device's memory
+        (``cnnzoo.analysis.memory.check_training_fits``), before the run writes anything."""
+        import torch
+
+        from ..analysis.memory import check_training_fits
+        from .distributed import resolve_device
+        from .loop import amp_dtype_of
+
+        device = resolve_device(self.config.device)
+        dtype = amp_dtype_of(self.config, device) or torch.float32  # amp: a lower bound still
+        batch = min(self.config.batch_size, len(bundle.train))
+        shape = (batch, *bundle.preprocess["input_size"])
+        check_training_fits(model, shape, dtype, device, self.model_name)
 
     def interrupted_advice(self) -> str:
         """What a user can do after an interruption: only what works."""
