@@ -174,3 +174,17 @@ def test_a_features_file_that_is_no_archive_gets_no_advice_to_unpickle(tmp_path,
     with pytest.raises(CnnzooError, match="not a features .npz file") as err:
         load_features(path)
     assert "pickle" not in str(err.value) and "cnnzoo features" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "given, says",
+    [
+        ({"augment": "flips"}, r"augment must be one of none, crop, flip, basic, basic\+erase"),
+        ({"img_size": (0, 0)}, r"input_size must be three positive integers \(C, H, W\)"),
+    ],
+)
+def test_run_new_refuses_a_bad_augmentation_or_size_before_any_data_is_read(tmp_path, given, says):
+    """Both were accepted by ``Run.new`` and failed only when the data loaded (a size of 0 x 0
+    in the first batch's resize)."""
+    with pytest.raises(CnnzooError, match=says):
+        Run.new("lenet5", "fashion-mnist", out=tmp_path, **given)

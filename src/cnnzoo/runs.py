@@ -148,6 +148,16 @@ class DataSpec:
     stratify: bool = True  # the validation split is drawn per class (older runs: False)
 
     def __post_init__(self) -> None:
+        from .data.transforms import AUGMENTS
+
+        if self.augment not in AUGMENTS:
+            raise DataError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+        size = self.input_size
+        if size is not None and (
+            len(size) != 3
+            or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in size)
+        ):
+            raise DataError(f"input_size must be three positive integers (C, H, W), got {size!r}")
         if not 0.0 < self.val_fraction < 1.0:  # 0 is not "no validation": every run validates
             raise DataError(
                 f"val_fraction must be above 0 and below 1 (the share of the training images "
