@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from cnnzoo.checkpoint import load_checkpoint
+from cnnzoo.checkpoint import load_checkpoint, save_checkpoint
 from cnnzoo.cli import main as cli
 from cnnzoo.errors import CnnzooError
+from cnnzoo.registry import create_model
 from cnnzoo.runs import load_features
 from cnnzoo.train import TrainConfig
 from cnnzoo.train.finetune import FineTune
@@ -181,6 +182,7 @@ def test_a_features_file_that_is_no_archive_gets_no_advice_to_unpickle(tmp_path,
     [
         ({"augment": "flips"}, r"augment must be one of none, crop, flip, basic, basic\+erase"),
         ({"img_size": (0, 0)}, r"input_size must be three positive integers \(C, H, W\)"),
+        ({"limit": 0}, "limit must be a positive number of images, got 0"),
     ],
 )
 def test_run_new_refuses_a_bad_augmentation_or_size_before_any_data_is_read(tmp_path, given, says):
@@ -188,3 +190,13 @@ def test_run_new_refuses_a_bad_augmentation_or_size_before_any_data_is_read(tmp_
     in the first batch's resize)."""
     with pytest.raises(CnnzooError, match=says):
         Run.new("lenet5", "fashion-mnist", out=tmp_path, **given)
+
+
+def test_finetune_refuses_a_bad_image_count_before_any_data_is_read(tmp_path):
+    """``per_class=0`` and ``limit=-1`` were accepted by ``FineTune.new`` and failed, or not, when
+    the data loaded."""
+    start = tmp_path / "start.pt"
+    save_checkpoint(start, "lenet5", {}, create_model("lenet5").state_dict())
+    for given in ({"per_class": 0}, {"limit": -1}):
+        with pytest.raises(CnnzooError, match="must be a positive number of images"):
+            FineTune.new(start, "digits", out=tmp_path / "run", **given)

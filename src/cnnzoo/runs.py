@@ -158,6 +158,10 @@ class DataSpec:
             or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in size)
         ):
             raise DataError(f"input_size must be three positive integers (C, H, W), got {size!r}")
+        for name in ("limit", "per_class"):
+            n = getattr(self, name)
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+                raise DataError(f"{name} must be a positive number of images, got {n!r}")
         if not 0.0 < self.val_fraction < 1.0:  # 0 is not "no validation": every run validates
             raise DataError(
                 f"val_fraction must be above 0 and below 1 (the share of the training images "
