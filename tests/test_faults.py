@@ -346,6 +346,7 @@ def test_resume_refuses_what_would_change_the_run(finished_run, capsys, change):
         (["predict", "lenet5", "{image}"], "no published weights: train it with `cnnzoo train"),
         (["finetune", "resnet18", "--data", "digits"], "add --pretrained for its published"),
         (["train", "--resume", "resnet18"], "--resume takes a run directory or its last.pt"),
+        (["convert", "resnet18", "{image}.pt", "--model", "resnet18"], "weight file resnet18 does"),
     ],
 )
 def test_a_model_name_where_a_checkpoint_belongs_says_what_to_do(tmp_path, capsys, argv, says):

@@ -259,7 +259,7 @@ def check_input_file(path: Path, what: str) -> None:
     except FileNotFoundError:
         from .registry import model_name_hint
 
-        hint = model_name_hint(str(path))
+        hint = model_name_hint(str(path)) if what == "checkpoint" else None
         raise CheckpointError(hint or f"{what} {path} does not exist (or is not a file)") from None
     except OSError as err:
         raise CheckpointError(f"cannot read {what} {path}: {err.strerror}") from None
