@@ -257,10 +257,7 @@ def check_input_file(path: Path, what: str) -> None:
     try:
         st = path.stat()
     except FileNotFoundError:
-        from .registry import model_name_hint
-
-        hint = model_name_hint(str(path)) if what == "checkpoint" else None
-        raise CheckpointError(hint or f"{what} {path} does not exist (or is not a file)") from None
+        raise CheckpointError(f"{what} {path} does not exist (or is not a file)") from None
     except OSError as err:
         raise CheckpointError(f"cannot read {what} {path}: {err.strerror}") from None
     if stat.S_ISDIR(st.st_mode):
@@ -330,6 +327,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     the model.
     """
     path = Path(path)
+    if not path.exists():
+        from .registry import model_name_hint
+
+        hint = model_name_hint(str(path))  # a torchvision or timm user's model name
+        if hint:
+            raise CheckpointError(hint)
     check_input_file(path, "checkpoint")
     try:
         with warnings.catch_warnings():

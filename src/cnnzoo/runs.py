@@ -148,25 +148,15 @@ class DataSpec:
     stratify: bool = True  # the validation split is drawn per class (older runs: False)
 
     def __post_init__(self) -> None:
-        from .data.transforms import AUGMENTS
+        from .data import check_split_args
 
-        if self.augment not in AUGMENTS:
-            raise DataError(f"augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+        check_split_args(self.augment, self.val_fraction, self.limit, self.per_class)
         size = self.input_size
         if size is not None and (
             len(size) != 3
             or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in size)
         ):
             raise DataError(f"input_size must be three positive integers (C, H, W), got {size!r}")
-        for name in ("limit", "per_class"):
-            n = getattr(self, name)
-            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-                raise DataError(f"{name} must be a positive number of images, got {n!r}")
-        if not 0.0 < self.val_fraction < 1.0:  # 0 is not "no validation": every run validates
-            raise DataError(
-                f"val_fraction must be above 0 and below 1 (the share of the training images "
-                f"that validates), got {self.val_fraction}"
-            )
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}

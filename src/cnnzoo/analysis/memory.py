@@ -23,6 +23,7 @@ from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..errors import CnnzooError
+from .report import _bytes
 from .trace import meta_state, temporarily_training
 
 
@@ -165,7 +166,6 @@ def check_training_fits(
     if need > have:
         raise CnnzooError(
             f"a training step of {name or type(model).__name__} on a batch of {x_shape[0]:,} at "
-            f"{'x'.join(map(str, x_shape[2:]))}x{x_shape[1]} needs at least {need / 1e9:.1f} GB, "
-            f"more than the {have / 1e9:.1f} GB of {device.type} memory; use a smaller "
-            f"--batch-size"
+            f"{'x'.join(map(str, x_shape[2:]))}x{x_shape[1]} needs at least {_bytes(need)}, "
+            f"more than the {_bytes(have)} of {device.type} memory; use a smaller --batch-size"
         )

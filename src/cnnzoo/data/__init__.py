@@ -47,6 +47,7 @@ __all__ = [
     "SamplerLoader",
     "TensorImageDataset",
     "augment_batch",
+    "check_split_args",
     "check_trainable",
     "load_data",
     "image_transform",
@@ -139,6 +140,23 @@ class DataBundle:
         return ds
 
 
+def check_split_args(
+    augment: str, val_fraction: float, limit: int | None = None, per_class: int | None = None
+) -> None:
+    """Refuse an augmentation, a validation share or an image count no split can be made with
+    (``load_data``'s and ``cnnzoo.runs.DataSpec``'s arguments)."""
+    if augment not in AUGMENTS:
+        raise DataError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
+    if not 0.0 < val_fraction < 1.0:  # 0 is not "no validation": every run validates
+        raise DataError(
+            f"val_fraction must be above 0 and below 1 (the share of the training images that "
+            f"validates), got {val_fraction}"
+        )
+    for name, n in (("limit", limit), ("per_class", per_class)):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise DataError(f"{name} must be a positive number of images, got {n!r}")
+
+
 def load_data(
     spec: str,
     data_dir: str | os.PathLike | None = None,
@@ -170,16 +188,11 @@ def load_data(
     ``pretrained_cfg`` says), for image folders when they are read and for a dataset whose images
     are resized per batch; kept in ``bundle.preprocess``.
     """
-    if augment not in AUGMENTS:
-        raise DataError(f"augment must be one of {', '.join(AUGMENTS)}, got {augment!r}")
+    check_split_args(augment, val_fraction, limit=limit)
     if interpolation not in INTERPOLATIONS:
         raise DataError(
             f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}"
         )
-    if not 0.0 < val_fraction < 1.0:
-        raise DataError(f"val_fraction must be between 0 and 1, got {val_fraction}")
-    if limit is not None and limit < 1:
-        raise DataError(f"limit must be a positive number of images, got {limit}")
     if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
         raise DataError(f"--data-dir {data_dir} is a file; give the folder that holds the data")
     key = ALIASES.get(spec.lower(), spec.lower())

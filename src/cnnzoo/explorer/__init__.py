@@ -64,7 +64,7 @@ def explore(
         image = sample_image(size[1], size[2]) if len(size) == 3 else ""
         data = model_page(report, name, paper, measured, image)
         href = hrefs[name]
-        data["links"] = {"compare": "compare.html" if len(items) > 1 else None}
+        data["links"] = {"compare": compare}
         (out / href).write_text(page(name, data), encoding="utf-8")
         rows.append(comparison_row(report))
     index = {"kind": "index", "models": rows, "pages": hrefs, "links": {"compare": compare}}
