@@ -160,6 +160,21 @@ def test_a_data_dir_that_is_a_file_is_refused(tmp_path, spec):
         load_data(spec, data_dir=wrong)
 
 
+@pytest.mark.parametrize("spec", ["fashion-mnist", "cifar10"])
+def test_a_data_dir_that_does_not_exist_is_refused(tmp_path, spec):
+    """A misspelt --data-dir was passed over in silence: Fashion-MNIST then came from the system
+    folder although the user had named another. The system copy is there in this test, so only
+    the check can stop the fallback."""
+    from cnnzoo.data import SYSTEM_DIR
+
+    if spec == "fashion-mnist" and not (SYSTEM_DIR / spec / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("needs the system's Fashion-MNIST to show that it is not used")
+    typo = tmp_path / "fashoin"
+    with pytest.raises(DataError, match=r"--data-dir .*fashoin does not exist; give the folder"):
+        load_data(spec, data_dir=typo)
+    assert not typo.exists()
+
+
 def test_unknown_spec():
     with pytest.raises(DataError, match="unknown dataset 'imagenet'"):
         load_data("imagenet")

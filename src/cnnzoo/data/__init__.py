@@ -196,6 +196,13 @@ def load_data(
     if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
         raise DataError(f"--data-dir {data_dir} is a file; give the folder that holds the data")
     key = ALIASES.get(spec.lower(), spec.lower())
+    builtin = key in IDX_SETS or key in CIFAR_SETS
+    # a misspelt folder would otherwise be passed over for the system folder
+    if builtin and data_dir is not None and not download and not Path(data_dir).exists():
+        raise DataError(
+            f"--data-dir {data_dir} does not exist; give the folder that holds the {key} "
+            f"files, or leave --data-dir out to look in {SYSTEM_DIR / key}"
+        )
     g = torch.Generator().manual_seed(seed)
     if key in IDX_SETS:
         bundle = _load_idx(key, data_dir, input_size, download)
