@@ -1,4 +1,5 @@
-"""The zoo as a table: name, family, parameters, input size and paper of every registered model.
+"""The zoo as a table: name, family, parameters, input size, paper and declared training defaults
+of every registered model.
 
 ``cnnzoo list`` reads it from ``resources/models.json`` instead of importing torch and building
 sixty models. The file is generated, never edited by hand::
@@ -24,7 +25,14 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["TABLE_PATH", "build_rows", "load_table", "model_rows", "source_fingerprint"]
+__all__ = [
+    "TABLE_PATH",
+    "build_rows",
+    "declared_train_defaults",
+    "load_table",
+    "model_rows",
+    "source_fingerprint",
+]
 
 _PACKAGE = Path(__file__).resolve().parent
 TABLE_PATH = _PACKAGE / "resources" / "models.json"
@@ -50,15 +58,16 @@ def build_rows() -> list[dict]:
     for name in list_models():
         info = get_model_info(name)
         model = create_model(name, device="meta")
-        rows.append(
-            {
-                "name": name,
-                "family": info.family,
-                "params": sum(p.numel() for p in model.parameters()),  # shared tensors once
-                "input_size": list(info.input_size),  # C, H, W
-                "paper": info.paper,
-            }
-        )
+        row = {
+            "name": name,
+            "family": info.family,
+            "params": sum(p.numel() for p in model.parameters()),  # shared tensors once
+            "input_size": list(info.input_size),  # C, H, W
+            "paper": info.paper,
+        }
+        if info.train_defaults:  # the training settings it declares (``cnnzoo train --help``)
+            row["train_defaults"] = dict(info.train_defaults)
+        rows.append(row)
     return rows
 
 
@@ -82,6 +91,16 @@ def model_rows(pattern: str = "*") -> list[dict]:
     return sorted(
         (r for r in rows if fnmatch.fnmatchcase(r["name"], pattern)), key=lambda r: r["name"]
     )
+
+
+def declared_train_defaults() -> dict[str, list[tuple[str, object]]]:
+    """field -> [(model, value)]: the training defaults models declare
+    (``register_model(train_defaults=...)``), from the table, without building a model."""
+    declared: dict[str, list[tuple[str, object]]] = {}
+    for row in model_rows():
+        for field, value in (row.get("train_defaults") or {}).items():
+            declared.setdefault(field, []).append((row["name"], value))
+    return declared
 
 
 def write_table(path: Path = TABLE_PATH) -> Path:

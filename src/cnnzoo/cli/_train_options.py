@@ -10,6 +10,7 @@ import inspect
 import re
 from dataclasses import MISSING, fields
 
+from ..modeltable import declared_train_defaults
 from ._args import (
     batch_augment_spec,
     decay,
@@ -27,25 +28,14 @@ __all__ = ["RESUME_REFUSES", "add_config_options", "add_input_options", "config_
 # the checked type of each TrainConfig option that is not a plain string (the config checks
 # every value again, for Python callers)
 OPTION_TYPES = {
-    "epochs": positive_int,
-    "batch_size": positive_int,
-    "eval_batch_size": positive_int,
-    "step_size": positive_int,
-    "threads": positive_int,
-    "ema_every": positive_int,
-    "patience": nonneg_int,
-    "num_workers": nonneg_int,
-    "seed": nonneg_int,
-    "lr": positive_float,
-    "grad_clip": positive_float,
-    "gamma": positive_float,
-    "bn_bias_lr_mult": positive_float,
-    "weight_decay": nonneg_float,
-    "warmup_epochs": nonneg_float,
-    "min_lr": nonneg_float,
-    "aux_weight": nonneg_float,
-    "momentum": fraction,
-    "label_smoothing": fraction,
+    **dict.fromkeys(
+        ("epochs", "batch_size", "eval_batch_size", "step_size", "threads", "ema_every"),
+        positive_int,
+    ),
+    **dict.fromkeys(("patience", "num_workers", "seed"), nonneg_int),
+    **dict.fromkeys(("lr", "grad_clip", "gamma", "bn_bias_lr_mult"), positive_float),
+    **dict.fromkeys(("weight_decay", "warmup_epochs", "min_lr", "aux_weight"), nonneg_float),
+    **dict.fromkeys(("momentum", "label_smoothing"), fraction),
     "ema": decay,
     "batch_augment": batch_augment_spec,
     "test_tta": tta_spec,
@@ -77,12 +67,17 @@ def config_field_help() -> dict[str, str]:
     return dict(re.findall(r"^\s+(\w+): [^=]+= [^#\n]+# (.+)$", src, flags=re.M))
 
 
-def add_config_options(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+def add_config_options(
+    p: argparse.ArgumentParser, skip: tuple[str, ...] = (), model_defaults: bool = False
+) -> None:
     """One option per ``TrainConfig`` field; defaults are None so a resume can tell what was set.
-    A boolean field has both forms: ``--amp`` / ``--no-amp``, each with its own help."""
+    A boolean field has both forms: ``--amp`` / ``--no-amp``, each with its own help.
+    ``model_defaults``: the command takes the defaults a model declares, and each help names them
+    beside the general default."""
     from ..train.config import INITS, TrainConfig
 
     helps = config_field_help()
+    declared = declared_train_defaults() if model_defaults else {}
     g = p.add_argument_group("training (TrainConfig)")
     for f in fields(TrainConfig):
         if f.name in skip:
@@ -104,8 +99,9 @@ def add_config_options(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -
             continue
         kind = OPTION_TYPES.get(f.name, str)
         choices = INITS if f.name == "init" else None
+        own = "".join(f"; {m}'s own: {v}" for m, v in declared.get(f.name, []))
         g.add_argument(
-            flag, type=kind, choices=choices, default=None, help=f"{h} (default: {default})"
+            flag, type=kind, choices=choices, default=None, help=f"{h} (default: {default}{own})"
         )
 
 

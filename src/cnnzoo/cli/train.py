@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_pretrained_option(p)
     add_data_options(p)
     add_input_options(p)
-    add_config_options(p)
+    add_config_options(p, model_defaults=True)
     p.set_defaults(func=cmd_train)
 
 
