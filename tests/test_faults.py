@@ -540,3 +540,50 @@ def test_the_memory_of_a_small_step_is_not_measured(tmp_path, monkeypatch):
     argv = ["train", "lenet5", "--data", "digits", "--limit", "64", "--epochs", "1",
             "--out", str(tmp_path / "run"), *QUIET]  # fmt: skip
     assert cli(argv) == 0
+
+
+def test_an_input_too_small_is_refused_before_the_run_writes_anything(tmp_path):
+    """`cnnzoo train alexnet --data digits --img-size 16` failed at its first batch, after the
+    run directory and its TensorBoard file had been made. The run now checks the size on the
+    meta device first, with the message a real forward pass gives (the oracle below)."""
+    from cnnzoo.errors import InputTooSmallError
+    from cnnzoo.train.run import Run
+
+    out = tmp_path / "run"
+    run = Run.new("alexnet", "digits", out=out, img_size=(16, 16), epochs=1, progress=False)
+    with pytest.raises(InputTooSmallError) as err:
+        run.train()
+    assert not out.exists()
+    from cnnzoo.registry import create_model
+
+    model = create_model("alexnet", num_classes=10)
+    with pytest.raises(InputTooSmallError) as real:
+        model(torch.zeros(2, 3, 16, 16))
+    assert str(err.value) == str(real.value)
+    assert "the smallest square input it accepts is 67x67" in str(err.value)
+
+
+@pytest.mark.parametrize("probe", [True, False])
+def test_a_fine_tune_too_small_for_its_model_is_refused_before_writing(tmp_path, probe):
+    """The same check before fine-tuning, a linear probe or a full fit, from a trained
+    LeNet-5 checkpoint given 8x8 images (its C3 would get a 2x2 map)."""
+    from cnnzoo.errors import InputTooSmallError
+    from cnnzoo.train.finetune import FineTune
+    from cnnzoo.train.run import Run
+
+    quiet = {"progress": False, "tensorboard": False, "plots": False}
+    Run.new("lenet5", "digits", out=tmp_path / "src", epochs=1, limit=32, **quiet).train()
+    out = tmp_path / "tuned"
+    tune = FineTune.new(
+        tmp_path / "src" / "last.pt",
+        "digits",
+        img_size=(8, 8),
+        out=out,
+        probe=probe,
+        freeze="backbone" if probe else "none",
+        epochs=1,
+        **quiet,
+    )
+    with pytest.raises(InputTooSmallError, match=r"input 8x8x1 is too small for LeNet5: .*32x32"):
+        tune.train()
+    assert not out.exists()

@@ -356,6 +356,18 @@ def _raise_too_small(model: nn.Module, x: torch.Tensor, err: RuntimeError) -> No
     ) from err
 
 
+def check_input_size(model: nn.Module, input_size: Sequence[int]) -> None:
+    """Refuse a ``(C, H, W)`` input size the model cannot take, with the message its forward
+    pass would give (``InputTooSmallError``), before a real batch is run: a batch of two on the
+    meta device, which costs no compute. Any other failure there is left to the first batch."""
+    try:
+        _meta_forward(model, (2, *input_size))
+    except InputTooSmallError:
+        raise
+    except RuntimeError:  # e.g. an operation without a meta kernel: the real batch will tell
+        pass
+
+
 def _failing_layer(model: nn.Module, x: torch.Tensor) -> tuple[str, str]:
     """Run ``x`` on the meta device, noting the last leaf module entered before the error."""
     entered: list[tuple[str, str]] = []

@@ -106,6 +106,7 @@ class FineTune:
     ) -> dict:
         """Fine-tune and write ``best.pt``/``last.pt``; returns ``cnnzoo.transfer.finetune``'s
         result with ``"hint"``: a command that evaluates the result."""
+        from ..models._base import check_input_size
         from ..transfer import finetune
         from .loop import apply_run_threads, seed_everything
 
@@ -123,6 +124,7 @@ class FineTune:
                     f"({len(bundle.train):,} train, {len(bundle.val):,} val images, "
                     f"{bundle.num_classes} classes), freeze {self.freeze}, {how} -> {self.out}"
                 )
+            check_input_size(self.source.model, bundle.preprocess["input_size"])
             result = finetune(
                 self.source.model,
                 bundle,

@@ -212,6 +212,7 @@ class Run:
         split. ``announce`` receives a line saying what is being trained (main process only).
         Returns ``fit``'s result with ``"test_acc_last"`` when the data has a test split.
         Under torchrun every process calls it; the process group is set up and torn down here."""
+        from ..models._base import check_input_size
         from .distributed import cleanup_distributed, is_main_process, setup_distributed
         from .loop import apply_run_threads, final_test, fit, seed_everything
 
@@ -243,6 +244,7 @@ class Run:
                     if self.model_defaults:
                         own = ", ".join(f"{k} {v}" for k, v in self.model_defaults.items())
                         announce(f"{self.model_name}'s own training defaults: {own}")
+                check_input_size(model, bundle.preprocess["input_size"])
                 self.check_memory(model, bundle)
                 result = fit(
                     model,
