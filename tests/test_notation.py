@@ -30,7 +30,9 @@ def test_parse_size_fills_depth_from_the_model():
     assert parse_size("28x30", chans=1).chw == (1, 28, 30)
 
 
-@pytest.mark.parametrize("text", ["", "axb", "0x32x3", "-3x32x32", "1x2x3x4", "100000", "nan"])
+@pytest.mark.parametrize(
+    "text", ["", "axb", "0x32x3", "-3x32x32", "1x2x3x4", "100000", "nan", "32x", "x32", "3x32x"]
+)
 def test_parse_size_refuses_with_the_option_name(text):
     with pytest.raises(CnnzooError, match="--img-size"):
         parse_size(text, option="--img-size")

@@ -67,9 +67,9 @@ def parse_size(
     no ``chans`` the depth is 3. ``option`` names the flag in error messages. Sides above
     ``max_side`` are refused: they are typos, and would allocate gigabytes.
     """
-    parts = [p for p in _SPLIT.split(str(text).strip().lower()) if p]
+    parts = _SPLIT.split(str(text).strip().lower())  # "32x" leaves an empty part: refused
     example = f"{option} takes HxWxC as the lecture writes it (e.g. 227x227x3), HxW or a side"
-    if not parts or len(parts) > 3 or not all(p.isdigit() for p in parts):
+    if len(parts) > 3 or not all(p.isdigit() for p in parts):
         raise CnnzooError(f"{example}; got {text!r}")
     nums = [int(p) for p in parts]
     if min(nums) <= 0:
