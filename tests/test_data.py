@@ -240,6 +240,26 @@ def test_folder_with_splits_and_corrupt_file_skipped(tmp_path):
         load_data(str(tmp_path), input_size=(3, 16, 16), strict=True)
 
 
+def test_many_unreadable_files_are_named_five_at_most_then_counted(tmp_path):
+    """A folder of thousands of non-images printed a warning line each; now the first five are
+    named and the rest counted in one line. Every one of them is still left out."""
+    from cnnzoo.data.folder import NAMED_SKIPS
+
+    write_folder(tmp_path, n=6)
+    bad = [tmp_path / "dog" / f"notes{i}.txt" for i in range(NAMED_SKIPS + 3)]
+    for f in bad:
+        f.write_text("not an image")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        b = load_data(str(tmp_path), input_size=(3, 16, 16), val_fraction=0.25)
+    said = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert len(said) == NAMED_SKIPS + 1, said
+    assert all(m.startswith("skipped: ") and ".txt is not a readable image" in m
+               for m in said[:NAMED_SKIPS])  # fmt: skip
+    assert said[-1] == "skipped 3 more unreadable files (8 in all); --strict stops at the first"
+    assert len(b.train) + len(b.val) == 12  # the 12 images, none of the 8 text files
+
+
 def test_flat_folder_is_split_with_seed(tmp_path):
     write_folder(tmp_path, classes=("a", "b", "c"), n=10)
     b1 = load_data(str(tmp_path), input_size=(3, 16, 16), val_fraction=0.2, seed=3)

@@ -218,3 +218,25 @@ def test_evaluate_cli_fast_backend_agrees_with_eager(runs, capsys):
     assert results["onnxruntime"]["backend"] == "onnxruntime"
     assert results["onnxruntime"]["confusion"] == results["eager"]["confusion"]
     assert results["onnxruntime"]["loss"] == pytest.approx(results["eager"]["loss"], rel=1e-4)
+
+
+def test_predict_names_five_unreadable_files_and_counts_the_rest(tmp_path):
+    """The same cap as for image folders: seven text files among two images give five named
+    warnings and one that counts two more; the two images are still predicted."""
+    import warnings
+
+    from cnnzoo.data.transforms import make_preprocess
+    from cnnzoo.train.predict import predict
+
+    for i in range(2):
+        Image.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(tmp_path / f"img{i}.png")
+    for i in range(7):
+        (tmp_path / f"t{i}.txt").write_text("text")
+    pre = make_preprocess((1, 32, 32), (28, 28), [0.5], [0.5])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = predict(cnnzoo.create_model("lenet5"), [tmp_path], pre, topk=1)
+    said = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert [m.split(".txt")[0].rsplit("/", 1)[1] for m in said[:5]] == [f"t{i}" for i in range(5)]
+    assert said[5:] == ["skipped 2 more unreadable files (7 in all); --strict stops at the first"]
+    assert [r["path"].rsplit("/", 1)[1] for r in out] == ["img0.png", "img1.png"]

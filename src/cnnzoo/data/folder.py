@@ -28,6 +28,24 @@ class DataWarning(UserWarning):
     """A file of a dataset was skipped (corrupt, or not an image)."""
 
 
+NAMED_SKIPS = 5  # unreadable files named one warning each; any more are counted in one
+
+
+def warn_skipped(errors: list[DataError], stacklevel: int = 3) -> None:
+    """One ``DataWarning`` per skipped file for the first ``NAMED_SKIPS``, then one that counts
+    the rest: a folder of ten thousand text files should not print ten thousand lines."""
+    for err in errors[:NAMED_SKIPS]:
+        warnings.warn(f"skipped: {err}", DataWarning, stacklevel=stacklevel)
+    if len(errors) > NAMED_SKIPS:
+        more = len(errors) - NAMED_SKIPS
+        warnings.warn(
+            f"skipped {more:,} more unreadable file{'s' if more > 1 else ''} "
+            f"({len(errors):,} in all); --strict stops at the first",
+            DataWarning,
+            stacklevel=stacklevel,
+        )
+
+
 def open_image(path: str | Path, channels: int) -> torch.Tensor:
     """Decode an image file to a uint8 C x H x W tensor with ``channels`` channels (1 or 3).
 
@@ -172,21 +190,26 @@ def read_folder(
     """
     fit = FitToSize(tuple(hw), interpolation)
     per_class, classes = scan_folder(root, classes)
-    images, labels = [], []
-    for label, files in enumerate(per_class):
-        n_before = len(images)
-        for f in files:
-            try:
-                images.append(fit(open_image(f, channels)) if decode else _probe(f))
-            except DataError as err:
-                if strict:
-                    raise
-                warnings.warn(f"skipped: {err}", DataWarning, stacklevel=2)
-                continue
-            labels.append(label)
-        if files and len(images) == n_before:
-            folder = root / classes[label]
-            raise DataError(f"class folder {folder} holds no readable images ({len(files)} files)")
+    images, labels, skipped = [], [], []
+    try:
+        for label, files in enumerate(per_class):
+            n_before = len(images)
+            for f in files:
+                try:
+                    images.append(fit(open_image(f, channels)) if decode else _probe(f))
+                except DataError as err:
+                    if strict:
+                        raise
+                    skipped.append(err)
+                    continue
+                labels.append(label)
+            if files and len(images) == n_before:
+                folder = root / classes[label]
+                raise DataError(
+                    f"class folder {folder} holds no readable images ({len(files)} files)"
+                )
+    finally:  # the files skipped so far are said also when the folder then fails
+        warn_skipped(skipped, stacklevel=3)
     if not images:
         raise DataError(f"{root} holds no images")
     x = torch.stack(images) if decode else images

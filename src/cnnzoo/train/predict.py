@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..data import DataWarning, load_image
+from ..data import load_image
+from ..data.folder import warn_skipped
 from ..errors import DataError
 from .evaluate import main_output
 
@@ -39,8 +39,9 @@ def predict(
 ) -> list[dict]:
     """Top-``topk`` classes of each image: ``[{"path", "top": [(class, probability), ...]}]``.
 
-    An unreadable file is skipped with a ``DataWarning`` naming it (``strict``: an error); when
-    every file is unreadable, the error names the first and why."""
+    An unreadable file is skipped with a ``DataWarning`` naming it (the first five; the rest are
+    counted in one: ``warn_skipped``), or raises with ``strict``; when every file is unreadable,
+    the error names the first and why."""
     if topk < 1:
         raise ValueError(f"topk must be at least 1, got {topk}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -58,8 +59,7 @@ def predict(
         first = f": {failed[0]}" if failed else ""
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         raise DataError(f"no readable images to predict{first}{more}")
-    for err in failed:
-        warnings.warn(f"skipped: {err}", DataWarning, stacklevel=2)
+    warn_skipped(failed, stacklevel=3)
     model.eval()
     results = []
     for start in range(0, len(images), batch_size):
