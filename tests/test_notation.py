@@ -3,7 +3,7 @@
 import pytest
 
 from cnnzoo.errors import CnnzooError
-from cnnzoo.notation import format_short, format_size, parse_size
+from cnnzoo.notation import format_short, format_size, image_hw, parse_size
 
 
 @pytest.mark.parametrize(
@@ -100,3 +100,17 @@ def test_the_lecture_notation_is_height_width_depth_in_summary(capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["input"] == [3, 227, 227]
     assert report["layers"][0]["output"] == [96, 55, 55]  # the lecture's 55x55x96 after CONV1
+
+
+@pytest.mark.parametrize(
+    ("value", "hw"),
+    [(32, (32, 32)), ((28, 32), (28, 32)), ([28, 32], (28, 32)), ("24x20", (24, 20))],
+)
+def test_image_hw_takes_a_side_a_pair_or_text(value, hw):
+    assert image_hw(value) == hw
+
+
+@pytest.mark.parametrize("value", [0, -3, True, 32.0, (32,), (32, 0), (1, 2, 3), "32x", None])
+def test_image_hw_refuses_with_the_value_given(value):
+    with pytest.raises(CnnzooError, match="img_size"):
+        image_hw(value)

@@ -181,7 +181,7 @@ def test_a_features_file_that_is_no_archive_gets_no_advice_to_unpickle(tmp_path,
     "given, says",
     [
         ({"augment": "flips"}, r"augment must be one of none, crop, flip, basic, basic\+erase"),
-        ({"img_size": (0, 0)}, r"input_size must be three positive integers \(C, H, W\)"),
+        ({"img_size": (0, 0)}, r"img_size must be a positive side, \(height, width\)"),
         ({"limit": 0}, "limit must be a positive number of images, got 0"),
     ],
 )
@@ -200,3 +200,29 @@ def test_finetune_refuses_a_bad_image_count_before_any_data_is_read(tmp_path):
     for given in ({"per_class": 0}, {"limit": -1}):
         with pytest.raises(CnnzooError, match="must be a positive number of images"):
             FineTune.new(start, "digits", out=tmp_path / "run", **given)
+
+
+def test_run_new_takes_img_size_as_timm_does_and_checks_model_args_at_once(tmp_path):
+    """``img_size=32`` ended in "'int' object is not iterable"; a misspelt model argument was
+    accepted by ``Run.new`` and refused only by ``train()``, after the data had loaded."""
+    from cnnzoo.errors import ModelArgumentError
+    from cnnzoo.train.run import Run
+
+    sizes = [Run.new("lenet5", "digits", out=tmp_path / "r", img_size=v).data.input_size
+             for v in (32, (32, 32), "32x32")]  # fmt: skip
+    assert sizes == [(1, 32, 32)] * 3
+    with pytest.raises(ModelArgumentError, match="no argument 'actt'; did you mean 'act'"):
+        Run.new("lenet5", "digits", out=tmp_path / "r", model_args={"actt": "relu"})
+    with pytest.raises(ModelArgumentError, match="drop_path_rate must be in"):
+        Run.new("resnet20", "digits", out=tmp_path / "r", model_args={"drop_path_rate": 1.5})
+    assert not (tmp_path / "r").exists()
+
+
+def test_finetune_takes_img_size_as_a_side_too(tmp_path):
+    from cnnzoo.train.finetune import FineTune
+
+    start = tmp_path / "start.pt"
+    save_checkpoint(start, "lenet5", {}, create_model("lenet5").state_dict())
+    sizes = [FineTune.new(start, "digits", out=tmp_path / "t", img_size=v).data.input_size
+             for v in (36, (36, 36), "36")]  # fmt: skip
+    assert sizes == [(1, 36, 36)] * 3

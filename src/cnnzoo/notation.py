@@ -20,6 +20,7 @@ __all__ = [
     "format_megabytes",
     "format_short",
     "format_size",
+    "image_hw",
     "parse_size",
 ]
 
@@ -93,6 +94,23 @@ def parse_size(
             f"{option}: a side of {max(h, w):,} pixels is too large (at most {max_side:,})"
         )
     return Size(c, h, w, note)
+
+
+def image_hw(value: object, option: str = "img_size") -> tuple[int, int]:
+    """An image size given in Python as timm takes it: ``224`` (a square), ``(224, 320)`` (H, W)
+    or the text ``--img-size`` takes (``"224x320"``)."""
+    if isinstance(value, str):
+        return parse_size(value, option=option).hw
+    pair = (value, value) if isinstance(value, int) else value
+    try:
+        h, w = pair  # type: ignore[misc]
+    except (TypeError, ValueError):
+        h = w = None
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (h, w)):
+        raise CnnzooError(
+            f"{option} must be a positive side, (height, width) or text like '32x32', got {value!r}"
+        )
+    return (h, w)
 
 
 def format_size(chw: tuple[int, ...]) -> str:

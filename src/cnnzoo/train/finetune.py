@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CnnzooError
+from ..notation import image_hw
 from ..runs import (
     DataSpec,
     ModelSource,
@@ -60,7 +61,7 @@ class FineTune:
         backbone_lr_scale: float = 0.1,
         probe: bool | None = None,
         augment: str = "none",
-        img_size: tuple[int, int] | None = None,
+        img_size: int | tuple[int, int] | str | None = None,
         per_class: int | None = None,
         data_dir: str | None = None,
         limit: int | None = None,
@@ -85,7 +86,7 @@ class FineTune:
         if backbone_lr_scale < 0:
             raise CnnzooError(f"--backbone-lr-scale must be >= 0, got {backbone_lr_scale}")
         src = resolve_model(str(weights), model_name, pretrained=pretrained)
-        size = (src.input_size[0], *img_size) if img_size else tuple(src.input_size)
+        size = (src.input_size[0], *image_hw(img_size)) if img_size else tuple(src.input_size)
         spec = DataSpec(data, size, data_dir, augment, 0.1, cfg.seed, limit, per_class)
         out = Path(out or f"runs/finetune-{src.name}-{Path(data).resolve().name}")
         spec.check_outside(out)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, CnnzooError
+from ..notation import image_hw
 from ..runs import Checkpoint, DataSpec, Preprocess, RunLock, check_new_run_dir, default_augment
 from .config import TrainConfig, check_fields, with_declared_defaults
 
@@ -63,7 +64,7 @@ class Run:
         recipe: str | None = None,
         model_args: dict | None = None,
         in_chans: int | None = None,
-        img_size: tuple[int, int] | None = None,
+        img_size: int | tuple[int, int] | str | None = None,
         augment: str | None = None,
         val_fraction: float | None = None,
         data_dir: str | None = None,
@@ -87,9 +88,7 @@ class Run:
         info = get_model_info(model)
         args = {**dict(r.get("model_arg") or {}), **dict(model_args or {})}
         if img_size is None and r.get("img_size"):
-            from ..notation import parse_size
-
-            img_size = parse_size(r["img_size"], option=f"recipe {recipe}: img_size").hw
+            img_size = image_hw(r["img_size"], option=f"recipe {recipe}: img_size")
         if "num_classes" in args:  # build_model would replace it with the data's class count
             raise CnnzooError(
                 f"num_classes comes from the data's classes, got model argument "
@@ -100,7 +99,7 @@ class Run:
         chans = next((c for c in given if c is not None), info.input_size[0])
         if isinstance(chans, bool) or not isinstance(chans, int) or chans < 1:
             raise CnnzooError(f"in_chans must be an integer >= 1, got {chans!r}")
-        hw = tuple(img_size) if img_size else tuple(info.input_size[1:])
+        hw = image_hw(img_size) if img_size is not None else tuple(info.input_size[1:])
         check_fields(config)
         took: dict = {}  # a recipe is a whole design; without one, the model's own defaults
         if recipe:
@@ -129,6 +128,9 @@ class Run:
         out = Path(out or f"runs/{model}-{Path(data).resolve().name}")
         spec.check_outside(out)
         args = {**args, "in_chans": int(chans)}
+        from ..registry import create_model
+
+        create_model(model, device="meta", **args)  # a misspelt or invalid argument: now
         return cls(out, model, args, spec, cfg, None, pretrained, model_defaults=took)
 
     @classmethod
