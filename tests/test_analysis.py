@@ -389,3 +389,19 @@ def test_grouped_and_depthwise_convolutions_by_hand():
     assert dw.param_formula == "(3*3*1)*32" and dw.params == 288
     assert dw.macs == 112 * 112 * 32 * 3 * 3
     assert pw.params == 32 * 64 and pw.macs == 112 * 112 * 64 * 32
+
+
+def test_an_image_size_without_channels_names_the_one_meant():
+    """``analyze(lenet5, input_size=(32, 32))`` ran the model on an unbatched 1 x 32 x 32 and
+    failed with torch's matrix-shape message; it now says the size is (C, H, W) and gives the
+    model's own channels. A model without ``in_chans`` may still take a 2-number size."""
+    import cnnzoo
+    from cnnzoo.errors import CnnzooError
+
+    lenet = cnnzoo.create_model("lenet5", device="meta")
+    with pytest.raises(
+        CnnzooError, match=r"input_size is \(C, H, W\), got \(32, 32\); .*\(1, 32, 32\)"
+    ):
+        cnnzoo.analyze(lenet, input_size=(32, 32))
+    report = cnnzoo.analyze(nn.Sequential(nn.Linear(5, 3)), input_size=(4, 5))
+    assert report.total.params == 5 * 3 + 3

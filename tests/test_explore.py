@@ -190,6 +190,14 @@ def test_module_without_an_input_size_is_one_line(tmp_path):
         cnnzoo.explore(Mine(), out=tmp_path)
 
 
+@pytest.mark.parametrize("given", [42, [Mine(), None]])
+def test_something_that_is_no_model_is_one_line(tmp_path, given):
+    """``explore(42)`` ended in "'int' object is not iterable"."""
+    with pytest.raises(cnnzoo.CnnzooError, match="explore takes model names or nn.Modules, got"):
+        cnnzoo.explore(given, input_size=(3, 8, 8), out=tmp_path / "site")
+    assert not (tmp_path / "site").exists()
+
+
 PROFILE = {  # the shape `cnnzoo profile lenet5 --format json` writes
     "model": "lenet5",
     "input_size": [1, 32, 32],

@@ -46,6 +46,13 @@ def analyze(
         raise CnnzooError(f"input size must be positive, e.g. (3, 224, 224), got {input_size}")
     if batch_size < 1:
         raise CnnzooError(f"batch size must be at least 1, got {batch_size}")
+    chans = getattr(model, "in_chans", None)
+    if len(input_size) == 2 and isinstance(chans, int):  # (H, W) for an image model
+        h, w = input_size
+        raise CnnzooError(
+            f"input_size is (C, H, W), got {input_size}; for {type(model).__name__}'s "
+            f"{chans}-channel images of {h}x{w}: ({chans}, {h}, {w})"
+        )
     shape = (batch_size, *input_size)
     try:
         trace = record(model, shape, dtype)

@@ -43,7 +43,12 @@ def explore(
     """
     from ..analysis import analyze
 
-    items = [models] if isinstance(models, (str, nn.Module)) else list(models)
+    items = list(models) if isinstance(models, (list, tuple)) else [models]
+    odd = [m for m in items if not isinstance(m, (str, nn.Module))]
+    if odd:
+        raise CnnzooError(
+            f"explore takes model names or nn.Modules, got {type(odd[0]).__name__} {odd[0]!r}"
+        )
     if not items:
         raise CnnzooError("name at least one model to explore, e.g. alexnet")
     if profile is not None and len(items) != 1:
