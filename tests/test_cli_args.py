@@ -78,3 +78,12 @@ def test_unknown_argument_is_named_by_its_command_with_the_closest_option(argv, 
     command = " ".join(argv[:2]) if argv[0] == "calc" else argv[0]
     assert err.startswith(f"cnnzoo {command}: error: unrecognized arguments: ")
     assert says in err and f"(see `cnnzoo {command} --help`)" in err
+
+
+def test_demo_refuses_data_it_does_not_train_on(capsys):
+    """``cnnzoo demo --data mnist`` trained on scikit-learn's digits without a word."""
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--data", "mnist"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "invalid choice: 'mnist' (choose from 'fashion-mnist'" in err

@@ -235,3 +235,29 @@ def test_a_read_only_output_is_one_line(template, good, read_only_dir, tmp_path,
     assert str(read_only_dir) in err
     with contextlib.suppress(PermissionError):
         assert files_under(tmp_path) == before
+
+
+# every command that takes an image size, given one too small for LeNet-5 (C3's 5x5 kernel would
+# see a 2x2 map); {ckpt} is a trained LeNet-5
+TOO_SMALL = [
+    "train lenet5 --data digits --limit 16 --epochs 1 --img-size 8 --out run",
+    "finetune {ckpt} --data digits --limit 16 --epochs 1 --img-size 8 --out ft",
+    "features {ckpt} --data digits --limit 16 --img-size 8 --out f.npz",
+    "export {ckpt} --format onnx --img-size 8 --out m.onnx",
+    "summary lenet5 --input 8x8x1",
+    "profile lenet5 --input 8x8x1",
+    "compare lenet5 --input 8x8x1",
+    "explore lenet5 --input 8x8x1 --out site",
+]
+
+
+@pytest.mark.parametrize("template", TOO_SMALL, ids=[t.split(" ")[0] for t in TOO_SMALL])
+def test_an_input_too_small_is_one_line(template, good, tmp_path, monkeypatch, capsys):
+    """features and export ended in tracebacks (export's a thousand lines long), and train and
+    finetune refused only at the first batch, after the run directory was made."""
+    monkeypatch.chdir(tmp_path)
+    argv = fill(template, good, Path())
+    code, err = run_cli(argv, capsys)
+    assert_one_line(code, err, argv)
+    assert "input 8x8x1 is too small for LeNet5" in err and "32x32" in err, err
+    assert files_under(tmp_path) == set(), "files left behind"

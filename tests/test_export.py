@@ -192,3 +192,33 @@ def test_cli_export_errors_are_one_line(tmp_path, capsys):
     assert main(["export", str(bad), "--out", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "not a readable checkpoint" in err
+
+
+def test_an_opset_the_exporter_cannot_write_is_one_line_and_no_file(tmp_path, capsys):
+    """``--opset 3`` printed the converter's traceback, kept opset 18 and exited 0; ``--opset
+    999`` the same. The opset asked for is now the opset of the file (read back with onnx, the
+    oracle), or the command stops in one line and writes nothing."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    out = tmp_path / "x.onnx"
+    refusals = {
+        3: "cannot export LeNet5 at ONNX opset 3: the exporter writes opset",
+        999: "ONNX opset 999 does not exist yet: this onnx knows up to",
+    }
+    for opset, says in refusals.items():
+        assert main(["export", "lenet5", "--opset", str(opset), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and says in err, err
+        assert not out.exists()
+    assert main(["export", "lenet5", "--opset", "17", "--out", str(out)]) == 0
+    opsets = {o.domain: o.version for o in onnx.load(out, load_external_data=False).opset_import}
+    assert opsets[""] == 17
+
+
+def test_an_input_too_small_to_export_is_one_line(tmp_path, capsys):
+    """It was a traceback of a thousand lines from the tracer."""
+    out = tmp_path / "x.onnx"
+    assert main(["export", "lenet5", "--img-size", "8", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "input 8x8x1 is too small for LeNet5" in err, err
+    assert not out.exists()

@@ -9,6 +9,7 @@ largest absolute difference to the PyTorch model's output is reported.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import time
 import warnings
@@ -20,6 +21,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .errors import CnnzooError
+from .models._base import check_input_size
 from .paths import write_error
 
 FORMATS = ("onnx", "torchscript", "exported")
@@ -255,6 +257,7 @@ def _export_checked(
 ) -> ExportResult:
     if example is None:
         example = example_input(model, input_size, batch=2)
+    check_input_size(model, example.shape[1:])  # one line, not the tracer's pages
     if example.shape[0] < 2:
         # torch.export specialises a dimension of size 1, which would fix the batch to 1.
         example = example.expand(2, *example.shape[1:]).clone()
@@ -309,24 +312,47 @@ def _batch_dim() -> torch.export.Dim:
     return torch.export.Dim("batch", min=1, max=1 << 16)
 
 
+# what the exporter logs when it cannot meet the opset asked for: cnnzoo says it in one line
+_OPSET_LOGGERS = ("torch.onnx._internal.exporter._compat", "onnxscript.version_converter")
+
+
 def _export_onnx(model: nn.Module, x: torch.Tensor, path: Path, opset: int | None) -> None:
     try:
+        import onnx
         import onnxscript  # noqa: F401  (the dynamo exporter needs it)
     except ImportError:
         raise CnnzooError(
             "ONNX export needs onnx and onnxscript: pip install 'cnnzoo[export]'"
         ) from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's deprecation chatter
-        program = torch.onnx.export(
-            model,
-            (x,),
-            dynamo=True,
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_shapes=({0: _batch_dim()},),
-            opset_version=opset,
-            verbose=False,
+    newest = onnx.defs.onnx_opset_version()
+    if opset is not None and opset > newest:
+        raise CnnzooError(f"ONNX opset {opset} does not exist yet: this onnx knows up to {newest}")
+    loggers = [logging.getLogger(name) for name in _OPSET_LOGGERS]
+    levels = [log.level for log in loggers]
+    try:
+        for log in loggers:
+            log.setLevel(logging.ERROR + 10)  # its warnings come with a traceback
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's deprecation chatter
+            program = torch.onnx.export(
+                model,
+                (x,),
+                dynamo=True,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_shapes=({0: _batch_dim()},),
+                opset_version=opset,
+                verbose=False,
+            )
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
+    got = next((o.version for o in program.model_proto.opset_import if o.domain == ""), None)
+    if opset is not None and got != opset:  # the down-conversion failed and kept its own opset
+        raise CnnzooError(
+            f"cannot export {type(model).__name__} at ONNX opset {opset}: the exporter writes "
+            f"opset {got} and could not convert it down; choose a higher opset ({got}, the "
+            f"exporter's own, always works)"
         )
     program.save(str(path))
 

@@ -660,7 +660,7 @@ def embed(
     split: str = "all",
     layer: str | None = None,
     pool: str = "flatten",
-    img_size: tuple[int, int] | None = None,
+    img_size: int | tuple[int, int] | str | None = None,
     data_dir: str | None = None,
     limit: int | None = None,
     batch_size: int = 128,
@@ -670,11 +670,15 @@ def embed(
     """Features of every image of ``data``'s ``split`` by ``model`` (a checkpoint, a weight file
     with ``model_name``, or a registered name): the keys of ``save_features``, and the source."""
     from .data import make_loader
+    from .models._base import check_input_size
+    from .notation import image_hw
     from .transfer import extract_features
 
     src = resolve_model(model, model_name, pretrained=pretrained)
     if img_size is not None:
-        src.input_size = (src.input_size[0], *img_size)
+        src.input_size = (src.input_size[0], *image_hw(img_size))
+    if layer is None:  # the whole network runs (a layer's features stop at that layer)
+        check_input_size(src.model, src.input_size)
     ds, split_of, index, classes = load_rows(
         data, split, src.input_size, data_dir, limit, src.preprocess
     )

@@ -14,7 +14,11 @@ from ._args import output_dir, positive_int
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train LeNet-5 on Fashion-MNIST (or digits), evaluate, predict")
-    p.add_argument("--data", help="fashion-mnist or digits (default: fashion-mnist if installed)")
+    p.add_argument(
+        "--data",
+        choices=("fashion-mnist", "digits"),
+        help="fashion-mnist or digits (default: fashion-mnist if installed)",
+    )
     p.add_argument("--data-dir", help="directory with the Fashion-MNIST IDX files")
     p.add_argument("--epochs", type=positive_int, default=None, help="default 2 (digits: 15)")
     p.add_argument("--limit", type=positive_int, help="use at most this many images of each split")

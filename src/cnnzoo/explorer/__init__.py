@@ -62,10 +62,13 @@ def explore(
         hrefs[name] = _slug(name, hrefs.values())
     compare = "compare.html" if len(items) > 1 else None
     _check_own(out, [*hrefs.values(), "index.html", *([compare] if compare else [])])
+    # every model is analysed before the folder is made: one that cannot run leaves nothing
+    reports = [
+        analyze(model, size, batch_size=batch, name=name) for model, name, _, size in resolved
+    ]
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for model, name, paper, size in resolved:
-        report = analyze(model, size, batch_size=batch, name=name)
+    for report, (_, name, paper, size) in zip(reports, resolved, strict=True):
         image = sample_image(size[1], size[2]) if len(size) == 3 else ""
         data = model_page(report, name, paper, measured, image)
         href = hrefs[name]
