@@ -182,3 +182,9 @@ def test_cli_unknown_model_is_one_line_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_:  # --plot-size is checked by the parser
         cli("compare resnet20 --plot-size big")
     assert exit_.value.code == 2
+
+
+def test_one_name_alone_is_one_model():
+    """``compare("alexnet")`` looked up the models 'a', 'l', 'e'..."""
+    assert [r.name for r in compare("alexnet").rows] == ["alexnet"]
+    assert [r.name for r in compare("vgg1?").rows] == [r.name for r in compare(["vgg1?"]).rows]

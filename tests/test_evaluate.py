@@ -240,3 +240,23 @@ def test_predict_names_five_unreadable_files_and_counts_the_rest(tmp_path):
     assert [m.split(".txt")[0].rsplit("/", 1)[1] for m in said[:5]] == [f"t{i}" for i in range(5)]
     assert said[5:] == ["skipped 2 more unreadable files (7 in all); --strict stops at the first"]
     assert [r["path"].rsplit("/", 1)[1] for r in out] == ["img0.png", "img1.png"]
+
+
+def test_one_path_alone_stands_for_itself_not_its_characters(runs, tmp_path):
+    """``evaluate_checkpoints("runs/x")`` read "/" as its first checkpoint, and
+    ``predict_checkpoint(ckpt, "shoe.png")`` walked the file system from "/" until a folder it
+    could not read; an empty list ended in torch.stack's message."""
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.train.assess import evaluate_checkpoints
+    from cnnzoo.train.predict import predict_checkpoint
+
+    root, (run, _) = runs
+    data = {"data": "mnist", "data_dir": str(root / "idx")}
+    one = evaluate_checkpoints(str(run), **data)
+    assert one["accuracy"] == evaluate_checkpoints([str(run)], **data)["accuracy"]
+    with pytest.raises(CnnzooError, match="give at least one checkpoint"):
+        evaluate_checkpoints([], **data)
+    image = tmp_path / "shoe.png"
+    Image.fromarray(np.full((28, 28), 90, np.uint8)).save(image)
+    alone = predict_checkpoint(run, str(image), topk=2)
+    assert alone == predict_checkpoint(run, [image], topk=2) and len(alone) == 1

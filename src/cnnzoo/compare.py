@@ -247,8 +247,10 @@ def compare(names: Sequence[str], input_size: tuple[int, int, int] | None = None
     """Compare registered models: parameters, MACs, forward memory, receptive field, published
     ImageNet top-1 and ILSVRC placing. Names may be shell wildcards (``"vgg1?"``). Each model is
     analysed at its own input size, or at ``input_size`` (C, H, W) for all."""
+    from .paths import as_list
     from .registry import get_model_info, list_models
 
+    names = as_list(names)
     if not names:
         raise CnnzooError("name at least one model to compare, e.g. alexnet vgg16 resnet50")
     expanded: list[str] = []

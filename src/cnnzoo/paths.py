@@ -18,6 +18,15 @@ _WHY = {errno.EROFS: "a read-only file system", errno.EACCES: "permission denied
 RUN_FILES = ("last.pt", "best.pt", "interrupted.pt", "metrics.csv")
 
 
+def as_list(value: object) -> list:
+    """``value`` as a list, where a single string or path stands for itself: a Python caller's
+    ``compare("alexnet")`` or ``predict_checkpoint(ckpt, "shoe.png")`` would otherwise be read
+    one character at a time (``"/"``, then the whole file system)."""
+    if isinstance(value, (str, os.PathLike)):
+        return [value]
+    return list(value)  # type: ignore[call-overload]
+
+
 def check_writable(text: str, kind: str, keep_runs: bool = True) -> None:
     """Raise ``CnnzooError`` unless ``text`` can be written as a ``kind`` ("file" or "dir").
 

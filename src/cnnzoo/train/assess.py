@@ -153,9 +153,13 @@ def evaluate_checkpoints(
     ``auto`` resolved), ``data`` and, for an ensemble, ``members`` (each one's accuracy).
     ``pretrained``: ``paths`` are model names, with their published weights (``weights``: their
     tags; ``among``: how many ImageNet classes the data has, when not all)."""
+    from ..paths import as_list
     from .distributed import resolve_device
     from .evaluate import metrics_from_probs, predict_probs
 
+    paths = as_list(paths)
+    if not paths:
+        raise CnnzooError("give at least one checkpoint (or run directory) to evaluate")
     dev = resolve_device(device)
     load = load_published if pretrained else load_checkpoints
     members = load([str(p) for p in paths], expect_model)

@@ -12,13 +12,15 @@ from torch import nn
 from ..data import load_image
 from ..data.folder import warn_skipped
 from ..errors import DataError
+from ..paths import as_list
 from .evaluate import main_output
 
 
 def expand_images(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files as given; a directory stands for the files inside it (recursively, sorted)."""
+    """Files as given (one path alone too); a directory stands for the files inside it
+    (recursively, sorted)."""
     out: list[Path] = []
-    for p in map(Path, paths):
+    for p in map(Path, as_list(paths)):
         if p.is_dir():
             out += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
         else:
