@@ -35,6 +35,15 @@ def test_rows_never_find_themselves_and_precision_is_the_hand_count():
     assert result.lines()[0] == "query row 0: a  (train #0)"
 
 
+def test_a_row_query_may_be_an_int_or_alone():
+    """In Python ``find_neighbors(feats, 5)`` failed on ``int.lstrip``, and ``"-1"`` alone was
+    read as the queries "-" and "1"."""
+    want = find_neighbors(FEATS, ["-1"], k=2, sample=0).index.tolist()
+    assert want == [[4, 3]]  # row 5, as the hand count above
+    for given in (-1, "-1", [-1], [5]):
+        assert find_neighbors(FEATS, given, k=2, sample=0).index.tolist() == want, given
+
+
 def test_leave_one_out_precision_over_every_row_with_its_chance():
     result = find_neighbors(FEATS, ["1"], k=1, metric="l2", sample=6)
     m, p, chance = result.sampled

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .errors import CnnzooError
+from .paths import as_list
 
 
 @dataclass
@@ -93,12 +94,13 @@ def _embed_image(feats: dict, image: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return f[0], x
 
 
-def resolve_queries(feats: dict, queries: list[str]) -> tuple[list[Query], torch.Tensor]:
-    """Each query (a row index, negative from the end, or an image file) and its vector."""
+def resolve_queries(feats: dict, queries) -> tuple[list[Query], torch.Tensor]:
+    """Each query (a row index, negative from the end, or an image file; ``12``, ``"12"`` and
+    ``Path("shoe.png")`` alike, alone or in a list) and its vector."""
     bank = feats["features"]
     n = bank.shape[0]
     resolved, vectors = [], []
-    for q in queries:
+    for q in map(str, [queries] if isinstance(queries, int) else as_list(queries)):
         if q.lstrip("-").isdigit():
             i = int(q)
             if not -n <= i < n:
@@ -117,7 +119,11 @@ def resolve_queries(feats: dict, queries: list[str]) -> tuple[list[Query], torch
 
 
 def find_neighbors(
-    feats: dict, queries: list[str], k: int = 8, metric: str = "l2", sample: int = 1000
+    feats: dict,
+    queries: list[str | int] | str | int,
+    k: int = 8,
+    metric: str = "l2",
+    sample: int = 1000,
 ) -> Neighbors:
     """The ``k`` nearest rows of each query (a row is never its own neighbour), precision@k of
     the row queries, and, with ``sample`` > 0, precision@k over that many random rows, each
