@@ -1,7 +1,8 @@
 """cnnzoo: the classic convolutional network architectures, built exactly and explained.
 
 ``import cnnzoo`` is instant: torch and the zoo load on first use of a name that needs them
-(PEP 562), so ``cnnzoo.calc`` and ``cnnzoo.notation`` stay pure Python.
+(PEP 562), so ``cnnzoo.calc`` and ``cnnzoo.notation`` stay pure Python. Every public submodule
+(``cnnzoo.train``, ``cnnzoo.runs``, ``cnnzoo.data``...) is reachable after that one import.
 """
 
 from __future__ import annotations
@@ -32,7 +33,13 @@ _LAZY = {
     "register_model": "registry",
     "extract_features": "transfer",
 }
-_SUBMODULES = {"calc", "models", "notation", "threads"}
+# submodules reachable as attributes after a plain ``import cnnzoo`` (``cnnzoo.train.Run``), as
+# ``timm.data`` is; each is imported on first access
+_SUBMODULES = {
+    "analysis", "calc", "checkpoint", "compare", "data", "explorer", "export", "hub",
+    "inference", "models", "neighbors", "notation", "pretrained", "registry", "runs", "threads",
+    "train", "transfer", "viz",
+}  # fmt: skip
 
 __all__ = [
     "CheckpointError",
@@ -75,7 +82,27 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from . import calc, models, notation, threads  # noqa: F401
+    from . import (  # noqa: F401
+        analysis,
+        calc,
+        checkpoint,
+        compare,
+        data,
+        explorer,
+        export,
+        hub,
+        inference,
+        models,
+        neighbors,
+        notation,
+        pretrained,
+        registry,
+        runs,
+        threads,
+        train,
+        transfer,
+        viz,
+    )
     from .analysis import analyze  # noqa: F401
     from .analysis.profile import profile  # noqa: F401
     from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: F401

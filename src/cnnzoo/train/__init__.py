@@ -2,6 +2,7 @@
 ``cnnzoo finetune`` do), ``TrainConfig``, ``fit`` (``setup``, ``run_epoch``, ``TrainState``),
 ``evaluate`` (and ensembles), ``predict``."""
 
+from . import assess, predict  # the modules the README calls, cnnzoo.train.assess...
 from .config import OPTIMIZERS, SCHEDULES, TrainConfig
 from .distributed import cleanup_distributed, dist_info, resolve_device, setup_distributed
 from .evaluate import evaluate, evaluate_ensemble, metrics_from_probs, predict_probs
@@ -27,6 +28,7 @@ __all__ = [
     "Run",
     "SCHEDULES",
     "TrainConfig",
+    "assess",
     "build_optimizer",
     "cleanup_distributed",
     "compute_loss",
@@ -35,6 +37,7 @@ __all__ = [
     "evaluate_ensemble",
     "fit",
     "metrics_from_probs",
+    "predict",
     "predict_probs",
     "resolve_device",
     "seed_everything",
