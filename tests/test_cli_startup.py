@@ -109,6 +109,28 @@ def test_every_dotted_name_of_the_readme_works_after_a_plain_import():
     assert out == "True []", out
 
 
+def test_every_dotted_name_in_the_docs_exists():
+    """docs/models.md still named ``cnnzoo.models.layers.Conv2d`` after the class was renamed
+    ``PadSkippingConv2d``. Each ``cnnzoo.x.y`` of the README and docs/ is an attribute or, for a
+    module run with ``python -m``, an importable module."""
+    import functools
+
+    import cnnzoo
+
+    texts = [SRC.parent / "README.md", *sorted((SRC.parent / "docs").glob("*.md"))]
+    names = {n for t in texts for n in re.findall(r"\bcnnzoo(?:\.[A-Za-z_]\w*)+", t.read_text())}
+    missing = []
+    for name in sorted(names):
+        try:
+            functools.reduce(getattr, name.split(".")[1:], cnnzoo)
+        except AttributeError:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                missing.append(name)
+    assert not missing, missing
+
+
 def test_help_table_says_what_each_module_registers():
     # HELP lets `cnnzoo --help` skip importing modules: it must hold what they would register.
     registered = {}
