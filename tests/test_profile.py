@@ -251,3 +251,11 @@ def test_a_batch_that_cannot_fit_is_refused_before_anything_is_allocated(monkeyp
         profile_module.profile(model, (1, 32, 32), batch=64, repeats=1, warmup=0)
     monkeypatch.setattr(profile_module, "device_memory", lambda device: need)
     assert profile_module.profile(model, (1, 32, 32), batch=64, repeats=1, warmup=0).rows
+
+
+def test_a_model_name_says_how_to_profile_it():
+    """``cnnzoo.profile("lenet5")`` said "analyze needs an nn.Module"."""
+    from cnnzoo.errors import CnnzooError
+
+    with pytest.raises(CnnzooError, match=r"profile\(cnnzoo.create_model\('lenet5'\), \.\.\.\)"):
+        cnnzoo.profile("lenet5", input_size=(1, 32, 32))

@@ -226,3 +226,21 @@ def test_finetune_takes_img_size_as_a_side_too(tmp_path):
     sizes = [FineTune.new(start, "digits", out=tmp_path / "t", img_size=v).data.input_size
              for v in (36, (36, 36), "36")]  # fmt: skip
     assert sizes == [(1, 36, 36)] * 3
+
+
+def test_new_runs_refuse_data_that_cannot_load_before_anything_loads(tmp_path):
+    """``Run.new("lenet5", "fashoin-mnist")`` and ``FineTune.new(ckpt, "./nope")`` were accepted
+    and failed only in ``train()``. A misspelt name now names the closest dataset."""
+    from cnnzoo.errors import DataError
+    from cnnzoo.train.finetune import FineTune
+    from cnnzoo.train.run import Run
+
+    with pytest.raises(DataError, match="unknown dataset 'fashoin-mnist': did you mean 'fash"):
+        Run.new("lenet5", "fashoin-mnist", out=tmp_path / "r")
+    start = tmp_path / "start.pt"
+    save_checkpoint(start, "lenet5", {}, create_model("lenet5").state_dict())
+    with pytest.raises(DataError, match=r"the data folder \./nope does not exist"):
+        FineTune.new(start, "./nope", out=tmp_path / "t")
+    with pytest.raises(DataError, match="is a file; --data takes a dataset name or an image"):
+        Run.new("lenet5", str(start), out=tmp_path / "r")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["start.pt"]

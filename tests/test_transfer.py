@@ -262,3 +262,11 @@ def test_cli_image_query_finds_the_same_image(tmp_path, capsys):
                  "--eval-queries", "0"]) == 0  # fmt: skip
     line = [s for s in capsys.readouterr().out.splitlines() if s.strip().startswith("1.")][0]
     assert "(test #0)" in line and float(line.split()[-1]) < 1e-3, line
+
+
+def test_extract_features_of_something_that_is_no_module_is_one_line():
+    from cnnzoo.errors import CnnzooError
+    from cnnzoo.transfer import extract_features
+
+    with pytest.raises(CnnzooError, match="extract_features needs an nn.Module, got int"):
+        extract_features(42, [])

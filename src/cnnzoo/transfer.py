@@ -72,6 +72,8 @@ def extract_features(
     flattened (``pool="flatten"``) or reduced per channel (``"avg"``, ``"max"``). The model runs
     in eval mode without gradients and is put back in its previous mode.
     """
+    if not isinstance(model, nn.Module):
+        raise CnnzooError(f"extract_features needs an nn.Module, got {type(model).__name__}")
     if pool not in ("flatten", "avg", "max"):
         raise ValueError(f"pool must be 'flatten', 'avg' or 'max', got {pool!r}")
     if device is None:

@@ -337,6 +337,11 @@ def profile(
     interquartile range as the spread; ``statistic="mean"`` gives means, which add up however a
     shared machine's stalls fall (the mean step is the sum of its parts' means).
     """
+    if isinstance(model, str):  # a name: the command line's `cnnzoo profile NAME`
+        raise CnnzooError(
+            f"profile needs a built model with real weights: profile(cnnzoo.create_model("
+            f"{model!r}), ...), or `cnnzoo profile {model}`"
+        )
     if statistic not in STATISTICS:
         raise CnnzooError(f"statistic must be one of {', '.join(STATISTICS)}, got {statistic!r}")
     if repeats < 1 or warmup < 0:

@@ -9,6 +9,7 @@ same dict, stored in a checkpoint, preprocesses single images for ``predict`` (`
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ __all__ = [
     "SamplerLoader",
     "TensorImageDataset",
     "augment_batch",
+    "check_data_spec",
     "check_split_args",
     "check_trainable",
     "load_data",
@@ -140,6 +142,26 @@ class DataBundle:
         return ds
 
 
+def check_data_spec(spec: str) -> None:
+    """Refuse a ``--data`` that is neither a dataset name nor an image folder: ``load_data``'s
+    first check, which ``Run.new`` and ``FineTune.new`` make before anything loads."""
+    key = ALIASES.get(spec.lower(), spec.lower())
+    if key in IDX_SETS or key in CIFAR_SETS or key == "digits" or Path(spec).is_dir():
+        return
+    if Path(spec).exists():
+        raise DataError(f"{spec} is a file; --data takes a dataset name or an image folder")
+    if os.sep in spec or spec.startswith((".", "~")):  # meant as a folder, not a name
+        raise DataError(
+            f"the data folder {spec} does not exist; check the path, or use one of "
+            f"{', '.join(DATASETS)}"
+        )
+    close = difflib.get_close_matches(key, [*DATASETS, *ALIASES], n=1, cutoff=0.6)
+    hint = f"did you mean {ALIASES.get(close[0], close[0])!r}? " if close else ""
+    raise DataError(
+        f"unknown dataset {spec!r}: {hint}use one of {', '.join(DATASETS)} or an image folder path"
+    )
+
+
 def check_split_args(
     augment: str, val_fraction: float, limit: int | None = None, per_class: int | None = None
 ) -> None:
@@ -203,6 +225,7 @@ def load_data(
             f"--data-dir {data_dir} does not exist; give the folder that holds the {key} "
             f"files, or leave --data-dir out to look in {SYSTEM_DIR / key}"
         )
+    check_data_spec(spec)
     g = torch.Generator().manual_seed(seed)
     if key in IDX_SETS:
         bundle = _load_idx(key, data_dir, input_size, download)
@@ -210,20 +233,9 @@ def load_data(
         bundle = _load_cifar(key, data_dir, input_size, download)
     elif key == "digits":
         bundle = _load_digits(input_size, test_fraction, g)
-    elif Path(spec).is_dir():
+    else:  # an image folder, as check_data_spec found
         bundle = _load_folder(
             Path(spec), input_size or (3, 224, 224), strict, in_memory, interpolation
-        )
-    elif Path(spec).exists():
-        raise DataError(f"{spec} is a file; --data takes a dataset name or an image folder")
-    elif os.sep in spec or spec.startswith((".", "~")):  # meant as a folder, not a name
-        raise DataError(
-            f"the data folder {spec} does not exist; check the path, or use one of "
-            f"{', '.join(DATASETS)}"
-        )
-    else:
-        raise DataError(
-            f"unknown dataset {spec!r}: use one of {', '.join(DATASETS)} or an image folder path"
         )
     bundle.name = spec
     if interpolation != "bilinear":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data import check_data_spec
 from ..errors import CnnzooError
 from ..notation import image_hw
 from ..runs import (
@@ -87,6 +88,7 @@ class FineTune:
             raise CnnzooError(f"--backbone-lr-scale must be >= 0, got {backbone_lr_scale}")
         src = resolve_model(str(weights), model_name, pretrained=pretrained)
         size = (src.input_size[0], *image_hw(img_size)) if img_size else tuple(src.input_size)
+        check_data_spec(data)
         spec = DataSpec(data, size, data_dir, augment, 0.1, cfg.seed, limit, per_class)
         out = Path(out or f"runs/finetune-{src.name}-{Path(data).resolve().name}")
         spec.check_outside(out)

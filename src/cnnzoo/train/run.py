@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..data import check_data_spec
 from ..errors import CheckpointError, CnnzooError
 from ..notation import image_hw
 from ..runs import Checkpoint, DataSpec, Preprocess, RunLock, check_new_run_dir, default_augment
@@ -85,6 +86,7 @@ class Run:
         model, data = model or r.get("model"), data or r.get("data")
         if not model or not data:
             raise CnnzooError("give a model and data (or a recipe that names them)")
+        check_data_spec(data)  # a misspelt name or folder: now, not once train() loads it
         info = get_model_info(model)
         args = {**dict(r.get("model_arg") or {}), **dict(model_args or {})}
         if img_size is None and r.get("img_size"):
