@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnzoo.checkpoint import load_checkpoint
+from cnnzoo.checkpoint import load_checkpoint, save_checkpoint
 from cnnzoo.cli import main as cli
 from cnnzoo.data import load_data
 from cnnzoo.errors import CnnzooError
@@ -526,6 +526,27 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_before_it_starts(tmp_path,
     assert not out.exists()
     monkeypatch.setattr(memory, "device_memory", lambda device: need)
     assert cli(argv) == 0
+
+
+def test_a_fine_tune_step_that_cannot_fit_is_refused_before_it_starts(tmp_path, capsys,
+                                                                      monkeypatch):  # fmt: skip
+    """The same check before a fine-tuning fit (not before a linear probe, which trains one
+    linear layer on features computed once, without the network's step)."""
+    import cnnzoo.analysis.memory as memory
+
+    start = tmp_path / "start.pt"
+    save_checkpoint(start, "lenet5", {"num_classes": 10}, create_model("lenet5").state_dict())
+    step = memory.training_memory(create_model("lenet5"), (64, 1, 32, 32), torch.float32)
+    monkeypatch.setattr(
+        memory, "device_memory", lambda device: step.total - step.optimizer_bytes - 1
+    )
+    common = ["--data", "digits", "--limit", "64", "--batch-size", "64", "--epochs", "1", *QUIET]
+    out = tmp_path / "tuned"
+    argv = ["finetune", str(start), "--freeze", "none", "--out", str(out), *common]
+    err = one_line_error(capsys, argv)
+    assert "a training step of lenet5 on a batch of 64 at 32x32x1 needs at least" in err, err
+    assert not out.exists()
+    assert cli(["finetune", str(start), "--out", str(tmp_path / "probe"), *common]) == 0
 
 
 def test_the_memory_of_a_small_step_is_not_measured(tmp_path, monkeypatch):

@@ -112,6 +112,7 @@ class FineTune:
         from ..models._base import check_input_size
         from ..transfer import finetune
         from .loop import apply_run_threads, seed_everything
+        from .run import check_step_fits
 
         with RunLock(self.out):
             check_new_run_dir(self.out, resumable=False)
@@ -128,6 +129,8 @@ class FineTune:
                     f"{bundle.num_classes} classes), freeze {self.freeze}, {how} -> {self.out}"
                 )
             check_input_size(self.source.model, bundle.preprocess["input_size"])
+            if not self.probe:  # a probe trains a linear layer on features computed once
+                check_step_fits(self.source.model, bundle, self.config, self.source.name)
             result = finetune(
                 self.source.model,
                 bundle,

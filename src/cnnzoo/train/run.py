@@ -270,19 +270,9 @@ class Run:
                 cleanup_distributed()
 
     def check_memory(self, model, bundle) -> None:
-        """Refuse, in one line, a batch whose training step cannot fit in the device's memory
-        (``cnnzoo.analysis.memory.check_training_fits``), before the run writes anything."""
-        import torch
-
-        from ..analysis.memory import check_training_fits
-        from .distributed import resolve_device
-        from .loop import amp_dtype_of
-
-        device = resolve_device(self.config.device)
-        dtype = amp_dtype_of(self.config, device) or torch.float32  # amp: a lower bound still
-        batch = min(self.config.batch_size, len(bundle.train))
-        shape = (batch, *bundle.preprocess["input_size"])
-        check_training_fits(model, shape, dtype, device, self.model_name)
+        """Refuse, in one line, a batch whose training step cannot fit in the device's memory,
+        before the run writes anything (``check_step_fits``)."""
+        check_step_fits(model, bundle, self.config, self.model_name)
 
     def interrupted_advice(self) -> str:
         """What a user can do after an interruption: only what works."""
@@ -297,6 +287,22 @@ class Run:
             f"interrupted before the first epoch finished; {saved}; there is nothing to "
             f"resume: run the same command again to start over"
         )
+
+
+def check_step_fits(model, bundle, config: TrainConfig, name: str) -> None:
+    """``cnnzoo.analysis.memory.check_training_fits`` for ``config``'s batch of ``bundle``'s
+    images on its device, at its precision: one line instead of the system killing the process."""
+    import torch
+
+    from ..analysis.memory import check_training_fits
+    from .distributed import resolve_device
+    from .loop import amp_dtype_of
+
+    device = resolve_device(config.device)
+    dtype = amp_dtype_of(config, device) or torch.float32  # amp: a lower bound still
+    batch = min(config.batch_size, len(bundle.train))
+    shape = (batch, *bundle.preprocess["input_size"])
+    check_training_fits(model, shape, dtype, device, name)
 
 
 def _load(path: Path) -> dict:
