@@ -65,21 +65,28 @@ def test_running_a_command_imports_only_its_module():
     assert seen["cli"] == ["cnnzoo.cli._args", "cnnzoo.cli._commands", "cnnzoo.cli.calc"]
 
 
+def fresh_python(code: str, *args: str) -> str:
+    """What ``code`` prints in a fresh interpreter that sees only the source tree."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(SRC)},
+        timeout=120,
+        check=True,
+    ).stdout
+
+
+DOTTED = re.compile(r"\bcnnzoo(?:\.[A-Za-z_]\w*)+")  # cnnzoo.train.Run.new, as the docs write it
+
+
 def test_import_cnnzoo_is_light_and_its_names_still_work():
     code = (
         "import sys, cnnzoo; light = 'torch' not in sys.modules; "
         "m = cnnzoo.create_model('lenet5', device='meta'); "
         "print(light, type(m).__name__, 'resnet50' in cnnzoo.list_models('res*'))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(SRC)},
-        timeout=120,
-        check=True,
-    ).stdout.split()
-    assert out == ["True", "LeNet5", "True"]
+    assert fresh_python(code).split() == ["True", "LeNet5", "True"]
 
 
 def test_every_dotted_name_of_the_readme_works_after_a_plain_import():
@@ -89,7 +96,7 @@ def test_every_dotted_name_of_the_readme_works_after_a_plain_import():
     name the README uses is looked up in a fresh interpreter after ``import cnnzoo`` alone, and
     the import stays light."""
     readme = (SRC.parent / "README.md").read_text(encoding="utf-8")
-    names = sorted(set(re.findall(r"\bcnnzoo(?:\.[A-Za-z_]\w*)+", readme)))
+    names = sorted(set(DOTTED.findall(readme)))
     assert "cnnzoo.train.Run.new" in names and "cnnzoo.runs.embed" in names
     code = (
         "import functools, sys, cnnzoo; light = 'torch' not in sys.modules; bad = []\n"
@@ -98,14 +105,7 @@ def test_every_dotted_name_of_the_readme_works_after_a_plain_import():
         "    except AttributeError as e: bad.append(f'{n}: {e}')\n"
         "print(light, bad)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code, *names],
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(SRC)},
-        timeout=120,
-        check=True,
-    ).stdout.strip()
+    out = fresh_python(code, *names).strip()
     assert out == "True []", out
 
 
@@ -118,7 +118,7 @@ def test_every_dotted_name_in_the_docs_exists():
     import cnnzoo
 
     texts = [SRC.parent / "README.md", *sorted((SRC.parent / "docs").glob("*.md"))]
-    names = {n for t in texts for n in re.findall(r"\bcnnzoo(?:\.[A-Za-z_]\w*)+", t.read_text())}
+    names = {n for t in texts for n in DOTTED.findall(t.read_text())}
     missing = []
     for name in sorted(names):
         try:

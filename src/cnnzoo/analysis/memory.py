@@ -158,8 +158,7 @@ def check_training_fits(
     about a second on its first call, so it is made only when a generous guess from the input's
     size comes near the memory."""
     have = device_memory(device)
-    item = torch.empty(0, dtype=dtype).element_size()
-    if have is None or math.prod(x_shape) * item * _GUESS_PER_INPUT_BYTE < have / 4:
+    if have is None or math.prod(x_shape) * dtype.itemsize * _GUESS_PER_INPUT_BYTE < have / 4:
         return
     mem = training_memory(model, x_shape, dtype)
     need = mem.total - mem.optimizer_bytes  # the optimiser's state depends on the optimiser

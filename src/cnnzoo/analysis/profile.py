@@ -387,8 +387,7 @@ def check_memory(report: Report, train: bool, device: torch.device, dtype: torch
         need = report.total.training_bytes - report.total.optimizer_bytes
         what = "what a training step keeps (the saved activations, weights and gradients)"
     else:
-        item = torch.empty(0, dtype=dtype).element_size()
-        size = report.batch_size * math.prod(report.input_size) * item
+        size = report.batch_size * math.prod(report.input_size) * dtype.itemsize
         need = size + max((r.act_bytes for r in report.layers), default=0)
         what = "the input and the largest layer output together"
     have = device_memory(device)

@@ -87,7 +87,8 @@ class FineTune:
         if backbone_lr_scale < 0:
             raise CnnzooError(f"--backbone-lr-scale must be >= 0, got {backbone_lr_scale}")
         src = resolve_model(str(weights), model_name, pretrained=pretrained)
-        size = (src.input_size[0], *image_hw(img_size)) if img_size else tuple(src.input_size)
+        hw = image_hw(img_size) if img_size is not None else src.input_size[1:]
+        size = (src.input_size[0], *hw)
         check_data_spec(data)
         spec = DataSpec(data, size, data_dir, augment, 0.1, cfg.seed, limit, per_class)
         out = Path(out or f"runs/finetune-{src.name}-{Path(data).resolve().name}")

@@ -79,7 +79,7 @@ class Run:
         (``ModelInfo.train_defaults``, LeNet-5's), ``augment="auto"`` (``default_augment``), 10%
         validation and ``TrainConfig``'s defaults. ``config`` holds ``TrainConfig`` fields
         (``epochs=5``...)."""
-        from ..registry import get_model_info
+        from ..registry import create_model, get_model_info
         from .recipes import checked_values, load_recipe
 
         r = checked_values(load_recipe(recipe), recipe) if recipe else {}
@@ -130,8 +130,6 @@ class Run:
         out = Path(out or f"runs/{model}-{Path(data).resolve().name}")
         spec.check_outside(out)
         args = {**args, "in_chans": int(chans)}
-        from ..registry import create_model
-
         create_model(model, device="meta", **args)  # a misspelt or invalid argument: now
         return cls(out, model, args, spec, cfg, None, pretrained, model_defaults=took)
 
@@ -249,7 +247,7 @@ class Run:
                         own = ", ".join(f"{k} {v}" for k, v in self.model_defaults.items())
                         announce(f"{self.model_name}'s own training defaults: {own}")
                 check_input_size(model, bundle.preprocess["input_size"])
-                self.check_memory(model, bundle)
+                check_step_fits(model, bundle, self.config, self.model_name)
                 result = fit(
                     model,
                     bundle,
@@ -268,11 +266,6 @@ class Run:
         finally:
             if distributed:
                 cleanup_distributed()
-
-    def check_memory(self, model, bundle) -> None:
-        """Refuse, in one line, a batch whose training step cannot fit in the device's memory,
-        before the run writes anything (``check_step_fits``)."""
-        check_step_fits(model, bundle, self.config, self.model_name)
 
     def interrupted_advice(self) -> str:
         """What a user can do after an interruption: only what works."""
